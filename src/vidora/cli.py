@@ -22,13 +22,453 @@ app.add_typer(world_app, name="world")
 # --- world -----------------------------------------------------------------------------
 
 
+@world_app.command("sample")
+def world_sample(
+    split: str = typer.Option(
+        "train", "--split", help="train, eval-seen, eval-wording or eval-composition."
+    ),
+    count: int = typer.Option(..., "-n", "--count", min=1, help="Number of clips to write."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Split seed: same seed, same clips."),
+    output: str = typer.Option(
+        ..., "-o", "--output", metavar="DIR", help="Folder to write (created if missing)."
+    ),
+    num_frames: int = typer.Option(
+        32, "--num-frames", min=1, max=32, help="Frames per clip (1 = a still image)."
+    ),
+) -> None:
+    """Write clips 0..N-1 of a split as DIR/0000.mp4 ... plus DIR/captions.jsonl (caption and
+    scene per file), to look at what the model trains and is judged on."""
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import track
+
+    from vidora.media import MediaError, write_mp4
+    from vidora.world.spec import FPS, SPLITS
+    from vidora.world.splits import get_clip
+
+    if split not in SPLITS:
+        raise typer.BadParameter(
+            f"unknown split {split!r}; choose one of {', '.join(SPLITS)}", param_hint="--split"
+        )
+    folder = Path(output)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        message = f"cannot create {folder}: {error}"
+        raise typer.BadParameter(message, param_hint="--output") from None
+    width = max(4, len(str(count - 1)))
+    with (folder / "captions.jsonl").open("w", encoding="utf-8") as captions:
+        for index in track(range(count), description=split, console=Console(stderr=True)):
+            clip = get_clip(split, index, seed)
+            name = f"{index:0{width}d}.mp4"
+            try:
+                write_mp4(folder / name, clip.frames(num_frames), fps=FPS)
+            except MediaError as error:
+                raise typer.BadParameter(str(error), param_hint="--output") from None
+            line = {"file": name, "caption": clip.caption, **clip.scene.to_dict()}
+            captions.write(json.dumps(line) + "\n")
+    typer.echo(f"wrote {count} {split} clips (seed {seed}) to {folder}/captions.jsonl")
+
+
+@world_app.command("export")
+def world_export(
+    split: str = typer.Option(
+        "train", "--split", help="train, eval-seen, eval-wording or eval-composition."
+    ),
+    count: int = typer.Option(..., "-n", "--count", min=1, help="Number of clips to write."),
+    output: str = typer.Option(
+        ..., "-o", "--output", metavar="DIR", help="Folder to write (created if missing)."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Split seed: same seed, same clips."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in DIR."),
+) -> None:
+    """Write Shapes World clips as a dataset folder: mp4s plus manifest.jsonl (path, caption)."""
+    from rich.console import Console
+    from rich.progress import track
+
+    from vidora.media import MANIFEST_NAME, ManifestError, write_dataset_folder
+    from vidora.world.spec import SPLITS
+    from vidora.world.splits import get_clip
+
+    if split not in SPLITS:
+        raise typer.BadParameter(
+            f"unknown split {split!r}; choose one of {', '.join(SPLITS)}", param_hint="--split"
+        )
+    clips = (get_clip(split, index, seed) for index in range(count))
+    items = ((clip.frames(), clip.caption) for clip in clips)
+    progress = track(items, total=count, description=split, console=Console(stderr=True))
+    try:
+        written = write_dataset_folder(output, progress, overwrite=overwrite)
+    except (ManifestError, OSError) as error:
+        raise typer.BadParameter(str(error), param_hint="--output") from None
+    typer.echo(f"wrote {written} {split} clips (seed {seed}) to {output}/{MANIFEST_NAME}")
+
+
 # --- judge -----------------------------------------------------------------------------
 
 
 # --- generate / eval / train ----------------------------------------------------------
 
+train_app = typer.Typer(help="Train the VAE, then the DiT, on Shapes World or your own videos.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@app.command("generate")
+def generate(
+    prompt: str = typer.Argument(..., help="What the video shows."),
+    output: str = typer.Option(..., "-o", "--output", metavar="OUT.mp4", help="Where to write the mp4."),
+    size: str = typer.Option("64x64", "--size", help="64x64, 96x64 (landscape) or 64x96 (portrait)."),
+    seconds: int = typer.Option(4, "--seconds", help="4, 8 or 12; past 4 s the video is extended."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Same seed, same video."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the model's)."),
+    guidance: float | None = typer.Option(None, "--guidance", min=0.0, help="Classifier-free guidance scale."),
+    negative_prompt: str | None = typer.Option(None, "--negative-prompt", help="What the video should not show."),
+    image: str | None = typer.Option(None, "--image", metavar="FIRST_FRAME.png", help="Start from this image."),
+    extend: str | None = typer.Option(None, "--extend", metavar="VIDEO.mp4", help="Continue this video."),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", metavar="PATH", help="A model release file (default: built-in)."),
+) -> None:
+    """Make a video from a prompt with the built-in model (or --checkpoint)."""
+    from pathlib import Path
+
+    import numpy as np
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
+
+    from vidora.media import MediaError, fit_image, load_image, read_mp4, write_mp4
+    from vidora.world.spec import parse_size
+
+    if image and extend:
+        raise typer.BadParameter("give --image or --extend, not both")
+    try:
+        width, height = parse_size(size)
+        first = fit_image(load_image(image), width, height) if image else None
+        previous = None
+        if extend:
+            frames, _ = read_mp4(extend, fps=8)
+            previous = np.stack([fit_image(frame, width, height) for frame in frames])
+    except (ValueError, MediaError) as error:
+        raise typer.BadParameter(str(error)) from None
+
+    console = Console(stderr=True)
+    with console.status("loading the model"):
+        pipeline = _load_pipeline(checkpoint)
+    with Progress("[progress.description]{task.description}", BarColumn(), "{task.percentage:>3.0f}%",
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("generating", total=1.0)
+        try:
+            out = pipeline(prompt, negative_prompt=negative_prompt, size=size, seconds=seconds, steps=steps,
+                           guidance=guidance, seed=seed, image=first, video=previous,
+                           progress=lambda share: bar.update(task, completed=share))
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+    path = write_mp4(Path(output), out.videos[0], fps=out.fps)
+    typer.echo(f"wrote {path} ({len(out.videos[0])} frames, {size}, seed {seed})")
+
+
+def _load_pipeline(checkpoint: str | None):  # -> TextToVideoPipeline
+    from vidora.pipelines import TextToVideoPipeline
+
+    try:
+        return TextToVideoPipeline.from_pretrained(checkpoint)
+    except (FileNotFoundError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--checkpoint") from None
+
+
+def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from vidora.train import dit as dit_stage
+    from vidora.train import vae as vae_stage
+    from vidora.train.config import DiTTrainConfig, VAETrainConfig, load_config
+
+    cls, run = (VAETrainConfig, vae_stage.main) if stage == "vae" else (DiTTrainConfig, dit_stage.main)
+    try:
+        cfg = load_config(cls, config, overrides)
+    except (ValueError, OSError) as error:
+        raise typer.BadParameter(str(error)) from None
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  "{task.fields[info]}", TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"train {stage}", total=None, info="")
+
+        def show(step: int, total: int, stats: dict) -> None:
+            info = "  ".join(f"{k} {v:.4g}" for k, v in stats.items() if k in ("loss", "psnr") and isinstance(v, float))
+            bar.update(task, completed=step, total=total, info=info or stats.get("stage", ""))
+
+        out = run(cfg, progress=show)
+    typer.echo(f"wrote {out}")
+
+
+_CONFIG = typer.Option(None, "--config", metavar="FILE.yaml", help="YAML file of config overrides.")
+_OVERRIDES = typer.Argument(None, metavar="[KEY=VALUE]...", help="Overrides, e.g. steps=1000 data.source=./clips")
+
+
+@train_app.command("vae")
+def train_vae(config: str | None = _CONFIG, overrides: list[str] | None = _OVERRIDES) -> None:
+    """Train the causal video VAE (resumes from RUN_DIR/last.safetensors)."""
+    _train("vae", config, overrides)
+
+
+@train_app.command("dit")
+def train_dit(config: str | None = _CONFIG, overrides: list[str] | None = _OVERRIDES) -> None:
+    """Train the DiT on the frozen VAE's latents (resumes from RUN_DIR/last.safetensors)."""
+    _train("dit", config, overrides)
+
 
 # --- serve / worker / keys -------------------------------------------------------------
+
+keys_app = typer.Typer(help="API keys for the server: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+webhooks_app = typer.Typer(
+    help="Webhook endpoints (video.completed, video.failed).", no_args_is_help=True
+)
+app.add_typer(webhooks_app, name="webhooks")
+
+_DATA_DIR = typer.Option(
+    None, "--data-dir", metavar="DIR", help="Database (SQLite) and videos (env VIDORA_DATA_DIR)."
+)
+_DB = typer.Option(
+    None,
+    "--db",
+    metavar="URL",
+    help="Job database, e.g. postgresql://user@host/vidora; default SQLite in DIR "
+    "(env VIDORA_DB_URL).",
+)
+_MODELS = typer.Option(
+    None, "--models", metavar="FILE", help="Model registry YAML (env VIDORA_MODELS_FILE)."
+)
+_BATCH = typer.Option(
+    None, "--batch-size", min=1, help="Most jobs generated together (env VIDORA_BATCH_SIZE)."
+)
+
+
+def _server_settings(**overrides: object):  # -> vidora.server.settings.Settings
+    """Settings from VIDORA_* variables, flags on top; a bad value is a usage error."""
+    from vidora.server.settings import Settings
+
+    try:
+        return Settings.from_env(**overrides)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _database(data_dir: str | None, db: str | None):  # -> vidora.server.db.Database
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from vidora.server.db import Database
+
+    settings = _server_settings(data_dir=data_dir, db_url=db)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        database = Database(settings.database_url)
+        database.create_schema()
+    except SQLAlchemyError as error:
+        raise typer.BadParameter(f"cannot open the database: {error}", param_hint="--db") from None
+    return database
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    data_dir: str | None = _DATA_DIR,
+    db: str | None = _DB,
+    models: str | None = _MODELS,
+    batch_size: int | None = _BATCH,
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="API only: generation is left to `vidora worker` processes."
+    ),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Accept requests without an API key (single user, localhost)."
+    ),
+    webhook_url: str | None = typer.Option(
+        None, "--webhook-url", help="Send every video's events here (env VIDORA_WEBHOOK_SECRET)."
+    ),
+) -> None:
+    """Run the OpenAI-compatible Videos API, with one embedded worker by default."""
+    from vidora.server.app import serve as run
+
+    settings = _server_settings(
+        data_dir=data_dir,
+        db_url=db,
+        models_file=models,
+        batch_size=batch_size,
+        embedded_worker=False if no_worker else None,
+        auth=False if no_auth else None,
+        webhook_url=webhook_url,
+    )
+    _check_models(settings)
+    run(settings, host=host, port=port)
+
+
+@app.command("worker")
+def worker(
+    data_dir: str | None = _DATA_DIR,
+    db: str | None = _DB,
+    models: str | None = _MODELS,
+    batch_size: int | None = _BATCH,
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=1, max=65535, help="Serve Prometheus metrics on this port."
+    ),
+) -> None:
+    """Run a standalone worker on the job queue (start several on PostgreSQL to scale out)."""
+    from vidora.server.services import run_worker
+
+    settings = _server_settings(
+        data_dir=data_dir, db_url=db, models_file=models, batch_size=batch_size
+    )
+    _check_models(settings)
+    run_worker(settings, metrics_port=metrics_port)
+
+
+def _check_models(settings) -> None:  # noqa: ANN001 - Settings, imported lazily
+    from vidora.server.registry import Registry
+
+    try:
+        Registry.load(settings.models_file)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--models") from None
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Argument(..., help="A name for the key (who or what uses it)."),
+    data_dir: str | None = _DATA_DIR,
+    db: str | None = _DB,
+    rpm: int | None = typer.Option(
+        None, "--rpm", min=0, help="Requests per minute (0: unlimited)."
+    ),
+    max_in_flight: int | None = typer.Option(
+        None, "--max-in-flight", min=0, help="Videos queued or running at once (0: unlimited)."
+    ),
+    seconds_per_day: int | None = typer.Option(
+        None, "--seconds-per-day", min=0, help="Seconds of video per 24 h (0: unlimited)."
+    ),
+) -> None:
+    """Create a key; it is printed once, alone on the last line (store it now)."""
+    from vidora.server.keys import KeyStore
+
+    store = KeyStore(_database(data_dir, db))
+    try:
+        record, key = store.create(
+            name,
+            rpm_limit=rpm,
+            in_flight_limit=max_in_flight,
+            seconds_per_day_limit=seconds_per_day,
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="NAME") from None
+    typer.echo(f"created key {record.name} (id {record.id}); it is shown only once:", err=True)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: str | None = _DATA_DIR, db: str | None = _DB) -> None:
+    """List keys (never the keys themselves): name, id, created, revoked, limits."""
+    from datetime import UTC, datetime
+
+    from vidora.server.keys import KeyStore
+
+    def when(stamp: float | None) -> str:
+        return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M") if stamp else "-"
+
+    def limit(value: int | None) -> str:
+        return "default" if value is None else ("unlimited" if value == 0 else str(value))
+
+    records = KeyStore(_database(data_dir, db)).list()
+    if not records:
+        typer.echo("no keys yet: `vidora keys create NAME`")
+    for r in records:
+        state = f"revoked {when(r.revoked_at)}" if r.revoked else "active"
+        typer.echo(
+            f"{r.name}\t{r.id}\tcreated {when(r.created_at)}\t{state}\trpm {limit(r.rpm_limit)}"
+            f"\tin-flight {limit(r.in_flight_limit)}\ts/day {limit(r.seconds_per_day_limit)}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: str = typer.Argument(..., help="The key's name or id."),
+    data_dir: str | None = _DATA_DIR,
+    db: str | None = _DB,
+) -> None:
+    """Revoke a key; requests with it fail from the next one."""
+    from vidora.server.keys import KeyStore
+
+    try:
+        record = KeyStore(_database(data_dir, db)).revoke(name)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="NAME") from None
+    typer.echo(f"revoked key {record.name} ({record.id})")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: str = typer.Argument(..., help="The http(s) URL that receives the events."),
+    key: str | None = typer.Option(
+        None, "--key", help="Only this key's videos (name or id); default every video."
+    ),
+    secret: str | None = typer.Option(
+        None, "--secret", help="A whsec_ secret to use; default a new one, printed."
+    ),
+    data_dir: str | None = _DATA_DIR,
+    db: str | None = _DB,
+) -> None:
+    """Add an endpoint; prints its id, then its signing secret alone on the last line."""
+    from vidora.server.keys import KeyStore
+    from vidora.server.webhooks import WebhookEndpoints
+
+    database = _database(data_dir, db)
+    key_id = None
+    if key is not None:
+        record = KeyStore(database).find(key)
+        if record is None:
+            raise typer.BadParameter(f"no API key named {key!r}", param_hint="--key")
+        key_id = record.id
+    try:
+        endpoint = WebhookEndpoints(database).add(url, key_id=key_id, secret=secret)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(f"added webhook {endpoint.id} -> {url} ({key or 'all keys'}); secret:", err=True)
+    typer.echo(endpoint.secret)
+
+
+@webhooks_app.command("list")
+def webhooks_list(data_dir: str | None = _DATA_DIR, db: str | None = _DB) -> None:
+    """List endpoints: id, owner, URL."""
+    from vidora.server.webhooks import WebhookEndpoints
+
+    endpoints = WebhookEndpoints(_database(data_dir, db)).list()
+    if not endpoints:
+        typer.echo("no webhook endpoints: `vidora webhooks add URL`")
+    for e in endpoints:
+        typer.echo(f"{e.id}\t{e.key_id or 'all keys'}\t{e.url}")
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(
+    endpoint_id: str = typer.Argument(..., help="The endpoint id (we_...)."),
+    data_dir: str | None = _DATA_DIR,
+    db: str | None = _DB,
+) -> None:
+    """Remove an endpoint; its pending deliveries are dropped."""
+    from vidora.server.webhooks import WebhookEndpoints
+
+    try:
+        WebhookEndpoints(_database(data_dir, db)).remove(endpoint_id)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="ENDPOINT_ID") from None
+    typer.echo(f"removed webhook {endpoint_id}")
+
+
+@webhooks_app.command("secret")
+def webhooks_secret() -> None:
+    """Print a new whsec_ secret (for VIDORA_WEBHOOK_SECRET)."""
+    from vidora.server.webhooks import generate_secret
+
+    typer.echo(generate_secret())
 
 
 if __name__ == "__main__":

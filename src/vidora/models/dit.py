@@ -1,0 +1,182 @@
+"""A diffusion transformer over spacetime patches (Sora's recipe, small).
+
+The latent video (B, z, F, h, w) is cut into 1x2x2 patches that become tokens; 3D rotary
+positions tell attention where each token sits in time and space, so one model serves every
+size and duration it was trained on. Each block modulates its norms from the timestep and the
+pooled prompt (adaLN-zero), attends over all spacetime tokens, then cross-attends to the text
+encoder's token states.
+
+Frame conditioning: a mask channel marks latent frames that are given clean (the first frame
+for image-to-video, the tail of a clip for extension); the caller puts the clean latents in
+those frames of `x` and the model predicts velocity everywhere (the loss ignores given frames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from vidora.models.layers import Attention, Rope3d, modulate, timestep_embedding
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    latent_channels: int = 8
+    """Channels of the VAE latent."""
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    """Latent frames, rows and columns per token."""
+    width: int = 256
+    """Token width D."""
+    depth: int = 6
+    """Number of transformer blocks."""
+    heads: int = 4
+    """Attention heads; head width is width / heads."""
+    mlp_ratio: float = 4.0
+    """Hidden width of each block's MLP over D."""
+    text_dim: int = 384
+    """Width of the text encoder's token states (MiniLM-L6: 384)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DiTConfig:
+        d = dict(d)
+        d["patch_size"] = tuple(d["patch_size"])
+        return cls(**d)
+
+
+class DiTBlock(nn.Module):
+    """adaLN-zero self-attention and MLP, plus cross-attention to the prompt."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        d = cfg.width
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(d, cfg.heads)
+        self.norm_cross = nn.LayerNorm(d, eps=1e-6)
+        self.cross = Attention(d, cfg.heads, context_dim=d)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, rope: torch.Tensor
+    ) -> torch.Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=-1)  # 6 x (B, D)
+        x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1), rope=rope)  # (B, N, D)
+        x = x + self.cross(self.norm_cross(x), context=text, context_mask=text_mask)  # (B, N, D)
+        x = x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))  # (B, N, D)
+        return x
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, cfg: DiTConfig, out_per_token: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.width, elementwise_affine=False, eps=1e-6)
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(cfg.width, 2 * cfg.width))
+        self.linear = nn.Linear(cfg.width, out_per_token)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.ada(c).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm(x), shift, scale))  # (B, N, out_per_token)
+
+
+class DiT(nn.Module):
+    """Velocity model v(x_t, t | text, clean frames) over latent video."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.cfg = cfg
+        pt, ph, pw = cfg.patch_size
+        d = cfg.width
+        in_per_token = (cfg.latent_channels + 1) * pt * ph * pw  # latents + the conditioning mask
+        self.patch_embed = nn.Linear(in_per_token, d)
+        self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
+        self.text_pool = nn.Linear(cfg.text_dim, d)
+        self.rope = Rope3d(d // cfg.heads)
+        self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
+        self.final = FinalLayer(cfg, cfg.latent_channels * pt * ph * pw)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        # Linear layers: Xavier-uniform, zero bias (as DiT).
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        # Timestep MLP: small normal, so early modulation is gentle.
+        for m in self.time_embed:
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
+        # adaLN-zero: every block starts as the identity (gates and shifts at zero).
+        for block in self.blocks:
+            nn.init.zeros_(block.ada[-1].weight)
+            nn.init.zeros_(block.ada[-1].bias)
+            # Cross-attention is ungated: zero its output so it too starts as the identity.
+            nn.init.zeros_(block.cross.out.weight)
+        # Output layer at zero: the first prediction is v = 0.
+        nn.init.zeros_(self.final.ada[-1].weight)
+        nn.init.zeros_(self.final.ada[-1].bias)
+        nn.init.zeros_(self.final.linear.weight)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        cond_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """
+        x: (B, z, F, h, w) noisy latents, with clean latents in the given frames.
+        t: (B,) flow time in [0, 1] (0 noise, 1 data).
+        text: (B, L, text_dim) token states; text_mask: (B, L) bool, True for real tokens.
+        cond_mask: (B, F) bool, True for frames given clean; None means none given.
+        Returns the velocity (B, z, F, h, w).
+        """
+        b, z, f, h, w = x.shape
+        pt, ph, pw = self.cfg.patch_size
+        grid = (f // pt, h // ph, w // pw)
+        if cond_mask is None:
+            cond_mask = torch.zeros(b, f, dtype=torch.bool, device=x.device)
+        mask = cond_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, f, h, w)  # (B, 1, F, h, w)
+        tokens = self.patchify(torch.cat([x, mask], dim=1))  # (B, N, (z+1)*pt*ph*pw)
+        tokens = self.patch_embed(tokens)  # (B, N, D)
+
+        text_mask = text_mask.bool()
+        pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp(min=1)  # (B, text_dim)
+        c = self.time_embed(timestep_embedding(t, 256)) + self.text_pool(pooled)  # (B, D)
+        context = self.text_proj(text)  # (B, L, D)
+        rope = self.rope.frequencies(grid, x.device)  # (N, head_dim/2)
+
+        for block in self.blocks:
+            tokens = block(tokens, c, context, text_mask, rope)  # (B, N, D)
+        out = self.final(tokens, c)  # (B, N, z*pt*ph*pw)
+        return self.unpatchify(out, grid)  # (B, z, F, h, w)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, F, h, w) -> (B, N, C*pt*ph*pw), tokens in (f, row, column) order."""
+        b, c, f, h, w = x.shape
+        pt, ph, pw = self.cfg.patch_size
+        x = x.view(b, c, f // pt, pt, h // ph, ph, w // pw, pw)
+        return x.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, -1, c * pt * ph * pw)
+
+    def unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """(B, N, C*pt*ph*pw) -> (B, C, F, h, w), the inverse of `patchify`."""
+        b = x.shape[0]
+        pt, ph, pw = self.cfg.patch_size
+        gf, gh, gw = grid
+        x = x.view(b, gf, gh, gw, -1, pt, ph, pw)
+        return x.permute(0, 4, 1, 5, 2, 6, 3, 7).reshape(b, -1, gf * pt, gh * ph, gw * pw)
+
+
+DIT_PRESETS = {
+    "tiny": lambda: DiTConfig(latent_channels=4, width=32, depth=2, heads=2),
+    "small": lambda: DiTConfig(),
+}
+"""Size presets; the keys are the CLI's choices. `tiny` builds in milliseconds for tests."""

@@ -1,0 +1,154 @@
+"""A causal video VAE: 4x in time, 8x in space, a few latent channels.
+
+Frames go in as (B, 3, T, H, W) in [-1, 1] with T = 1 + 4k (a 1-frame clip is an image); the
+latent is (B, z, 1 + k, H/8, W/8). Every convolution is causal in time, so latent frame j
+depends on frames <= 4j only: the first latent frame is the first frame alone, which is what
+image-to-video and extension condition on. Space is first folded into channels (4x4
+space-to-depth), so the convolutions run at a quarter of the resolution: cheap on a CPU, and
+flat-coloured shapes lose nothing in the fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidora.models.layers import (
+    CausalConv3d,
+    ChannelRMSNorm,
+    Downsample3d,
+    ResBlock3d,
+    Upsample3d,
+    patchify_space,
+    unpatchify_space,
+)
+
+TEMPORAL_FACTOR = 4
+SPATIAL_FACTOR = 8
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    latent_channels: int = 8
+    """Channels of the latent video; the DiT's input width."""
+    patch_size: int = 4
+    """Space-to-depth fold at the input; one stride-2 stage then makes 8x in space."""
+    encoder_channels: tuple[int, int] = (64, 128)
+    """Widths at 1/4 and 1/8 of the resolution."""
+    decoder_channels: tuple[int, int] = (96, 160)
+    """Widths at 1/4 and 1/8 of the resolution: the decoder draws the sharp edges, so it is wider."""
+    latent_shift: float = 0.0
+    """Subtracted from latents before the DiT sees them (measured after VAE training)."""
+    latent_scale: float = 1.0
+    """Multiplies shifted latents so the DiT sees unit variance (measured after VAE training)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VAEConfig:
+        d = dict(d)
+        for key in ("encoder_channels", "decoder_channels"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        c0, c1 = cfg.encoder_channels
+        self.patch = cfg.patch_size
+        self.conv_in = CausalConv3d(3 * cfg.patch_size**2, c0)
+        self.block0 = ResBlock3d(c0)
+        self.down_time = Downsample3d(c0, c0, time=True, space=False)
+        self.block1 = ResBlock3d(c0)
+        self.down_both = Downsample3d(c0, c1, time=True, space=True)
+        self.block2 = ResBlock3d(c1)
+        self.block3 = ResBlock3d(c1)
+        self.norm_out = ChannelRMSNorm(c1)
+        self.conv_out = CausalConv3d(c1, 2 * cfg.latent_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = patchify_space(x, self.patch)  # (B, 48, T, H/4, W/4)
+        x = self.block0(self.conv_in(x))  # (B, c0, T, H/4, W/4)
+        x = self.block1(self.down_time(x))  # (B, c0, 1 + (T-1)/2, H/4, W/4)
+        x = self.block3(self.block2(self.down_both(x)))  # (B, c1, 1 + (T-1)/4, H/8, W/8)
+        return self.conv_out(F.silu(self.norm_out(x)))  # (B, 2z, 1 + (T-1)/4, H/8, W/8)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        c0, c1 = cfg.decoder_channels
+        self.patch = cfg.patch_size
+        self.conv_in = CausalConv3d(cfg.latent_channels, c1)
+        self.block0 = ResBlock3d(c1)
+        self.block1 = ResBlock3d(c1)
+        self.up_both = Upsample3d(c1, c0, time=True, space=True)
+        self.block2 = ResBlock3d(c0)
+        self.up_time = Upsample3d(c0, c0, time=True, space=False)
+        self.block3 = ResBlock3d(c0)
+        self.block4 = ResBlock3d(c0)
+        self.norm_out = ChannelRMSNorm(c0)
+        self.conv_out = CausalConv3d(c0, 3 * cfg.patch_size**2)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.block1(self.block0(self.conv_in(z)))  # (B, c1, F, H/8, W/8)
+        x = self.block2(self.up_both(x))  # (B, c0, 1 + 2(F-1), H/4, W/4)
+        x = self.block4(self.block3(self.up_time(x)))  # (B, c0, 1 + 4(F-1), H/4, W/4)
+        x = self.conv_out(F.silu(self.norm_out(x)))  # (B, 48, T, H/4, W/4)
+        return unpatchify_space(x, self.patch)  # (B, 3, T, H, W)
+
+
+class VideoVAE(nn.Module):
+    """Encode frames to a Gaussian over latents; decode latents to frames."""
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, 1 + 4k, H, W) in [-1, 1] -> mean and log-variance, each (B, z, 1 + k, H/8, W/8)."""
+        check_frames(x.shape[2])
+        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        return mean, logvar.clamp(-30.0, 20.0)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, z, F, h, w) latents -> (B, 3, 1 + 4(F - 1), 8h, 8w) frames, roughly in [-1, 1]."""
+        return self.decoder(z)
+
+    def normalize(self, mean: torch.Tensor) -> torch.Tensor:
+        """Latents as the DiT sees them: shifted and scaled to about unit variance."""
+        return (mean - self.cfg.latent_shift) * self.cfg.latent_scale
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z / self.cfg.latent_scale + self.cfg.latent_shift
+
+
+def check_frames(num_frames: int) -> None:
+    if (num_frames - 1) % TEMPORAL_FACTOR:
+        raise ValueError(f"the VAE takes 1 + 4k frames (1, 5, 9, ..., 33), not {num_frames}")
+
+
+def latent_frames(num_frames: int) -> int:
+    """Latent frames for a clip of 1 + 4k frames."""
+    check_frames(num_frames)
+    return 1 + (num_frames - 1) // TEMPORAL_FACTOR
+
+
+def pad_frames(x: torch.Tensor) -> torch.Tensor:
+    """Repeat the last frame until (B, C, T, H, W) has 1 + 4k frames (32 -> 33)."""
+    extra = (-(x.shape[2] - 1)) % TEMPORAL_FACTOR
+    return torch.cat([x, x[:, :, -1:].expand(-1, -1, extra, -1, -1)], dim=2) if extra else x
+
+
+VAE_PRESETS = {
+    "tiny": lambda: VAEConfig(latent_channels=4, encoder_channels=(8, 16), decoder_channels=(8, 16)),
+    "small": lambda: VAEConfig(),
+}
+"""Size presets; the keys are the CLI's choices. `tiny` builds in milliseconds for tests."""

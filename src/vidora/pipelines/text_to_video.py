@@ -1,0 +1,297 @@
+"""Prompt -> video: text-to-video, image-to-video and extension with one model.
+
+`TextToVideoPipeline.__call__` runs numbered steps like diffusers' `pipeline_wan.py`; its
+denoising loop is exactly model -> guidance -> `sampler.step` -> put the given frames back.
+Time runs from t = 0 (noise) to t = 1 (data), as `vidora.flow` writes down.
+
+A clip is 4 s (32 frames at 8 fps, 33 through the VAE). Longer videos are made by extension:
+the last 5 frames of what exists are encoded (2 latent frames, the causal VAE's first latent
+being the first of them alone) and given clean, and the model continues from there; each
+chunk adds 27 new frames, and the seam is the model's own continuation, not a cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidora.flow import SAMPLERS, classifier_free_guidance
+from vidora.models.dit import DiT, DiTConfig
+from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
+from vidora.models.vae import VAEConfig, VideoVAE, latent_frames
+from vidora.world.spec import FPS, NUM_FRAMES, parse_size
+
+CLIP_FRAMES = NUM_FRAMES + 1
+"""Frames of one generated chunk through the VAE (1 + 4k); the last one is dropped."""
+CONTEXT_FRAMES = 5
+"""Frames of the previous chunk given to an extension (2 latent frames)."""
+EXTENSION_FRAMES = NUM_FRAMES - CONTEXT_FRAMES
+"""New frames each extension chunk adds (27)."""
+SECONDS = (4, 8, 12)
+"""Durations the API offers."""
+
+Progress = Callable[[float], None]
+"""Called with the share of the work done, 0..1."""
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """The settings a model was tuned for; saved in its release file."""
+
+    steps: int = 20
+    guidance: float = 4.0
+    shift: float = 2.0
+    sampler: str = "euler"
+
+
+@dataclass
+class VideoOutput:
+    """One (T, H, W, 3) uint8 video per prompt, at `fps` frames per second."""
+
+    videos: list[np.ndarray]
+    fps: int = FPS
+    settings: list[dict] = field(default_factory=list)
+    """The exact prompt and settings each video was made with, so any video can be remade."""
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (3, T, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
+
+
+def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
+    """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
+    return ((video.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
+
+
+class TextToVideoPipeline:
+    """The VAE, the DiT and the text encoder, with the sampling loop that joins them."""
+
+    def __init__(self, vae: VideoVAE, dit: DiT, text_encoder: TextEncoder, defaults: GenerationDefaults | None = None):
+        self.vae = vae.eval().requires_grad_(False)
+        self.dit = dit.eval().requires_grad_(False)
+        self.text_encoder = text_encoder
+        self.defaults = defaults or GenerationDefaults()
+        self._empty: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.dit.parameters()).device
+
+    # -----------------------------------------------------------------------------------
+    # Loading
+    # -----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> TextToVideoPipeline:
+        """A release file (VAE, DiT and configs in one safetensors); None: the built-in model."""
+        from vidora.train.checkpoint import load_checkpoint
+
+        path = Path(path) if path is not None else builtin_weights()
+        tensors, config, meta = load_checkpoint(path, device=device)
+        if "vae" not in config or "dit" not in config:
+            raise ValueError(f"{path} is a checkpoint but not a model release (it has no vae and dit configs)")
+        vae = VideoVAE(VAEConfig.from_dict(config["vae"]))
+        vae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vae.")})
+        dit = DiT(DiTConfig.from_dict(config["dit"]))
+        dit.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("dit.")})
+        defaults = GenerationDefaults(**config.get("defaults", {}))
+        text_encoder = load_text_encoder(config.get("text_encoder", BUILTIN))
+        return cls(vae.to(device), dit.to(device), text_encoder.to(device), defaults)
+
+    @classmethod
+    def tiny_random(cls, seed: int = 0, defaults: GenerationDefaults | None = None) -> TextToVideoPipeline:
+        """A 2-layer random system built in milliseconds, for tests: real code, meaningless videos."""
+        from vidora.models.dit import DIT_PRESETS
+        from vidora.models.vae import VAE_PRESETS
+
+        text_encoder = TextEncoder.tiny_random(seed)
+        torch.manual_seed(seed)
+        vae = VideoVAE(VAE_PRESETS["tiny"]())
+        dit_cfg = DIT_PRESETS["tiny"]()
+        dit = DiT(DiTConfig(**{**dit_cfg.to_dict(), "latent_channels": vae.cfg.latent_channels,
+                               "text_dim": text_encoder.dim}))
+        return cls(vae, dit, text_encoder, defaults or GenerationDefaults(steps=2))
+
+    def save_pretrained(self, path: str | Path, meta: dict | None = None) -> Path:
+        """One safetensors file with everything `from_pretrained` needs (weights and configs)."""
+        from dataclasses import asdict
+
+        from vidora.train.checkpoint import save_checkpoint
+
+        tensors = {f"vae.{k}": v for k, v in self.vae.state_dict().items()}
+        tensors.update({f"dit.{k}": v for k, v in self.dit.state_dict().items()})
+        config = {"vae": self.vae.cfg.to_dict(), "dit": self.dit.cfg.to_dict(),
+                  "text_encoder": self.text_encoder.name, "defaults": asdict(self.defaults)}
+        return save_checkpoint(path, tensors, config, meta or {})
+
+    # -----------------------------------------------------------------------------------
+    # Generation
+    # -----------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        size: str = "64x64",
+        seconds: int = 4,
+        steps: int | None = None,
+        guidance: float | None = None,
+        seed: int | list[int] = 0,
+        image: np.ndarray | list[np.ndarray] | None = None,
+        video: np.ndarray | list[np.ndarray] | None = None,
+        progress: Progress | None = None,
+    ) -> VideoOutput:
+        """Generate one video per prompt.
+
+        image: a first frame (H, W, 3) uint8 of the requested size, per prompt or shared
+            (image-to-video). video: frames (T, H, W, 3) uint8 to continue (extension): the
+            result is the new `seconds` of video that follow it, without the given frames.
+        Each prompt gets its own generator seeded by its seed, so a batch of prompts makes the
+        same videos as the same prompts one at a time.
+        """
+        # 1. Check and broadcast the inputs.
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        n = len(prompts)
+        if n == 0 or any(not p.strip() for p in prompts):
+            raise ValueError("every prompt must be a non-empty string")
+        negatives = _per_prompt(negative_prompt, n, "negative_prompt") if negative_prompt is not None else [""] * n
+        seeds = _per_prompt(seed, n, "seed")
+        images = _per_prompt(image, n, "image") if image is not None else None
+        videos = _per_prompt(video, n, "video") if video is not None else None
+        width, height = parse_size(size)
+        if seconds not in SECONDS:
+            raise ValueError(f"seconds must be one of {', '.join(map(str, SECONDS))}, not {seconds!r}")
+        steps = steps or self.defaults.steps
+        guidance = self.defaults.guidance if guidance is None else guidance
+        if steps < 1 or guidance < 0:
+            raise ValueError("steps must be >= 1 and guidance >= 0")
+        for frames in (images or []):
+            _check_frames(frames[None], width, height, "image")
+        for frames in (videos or []):
+            _check_frames(frames, width, height, "video")
+
+        # 2. Encode the prompts (and negatives) once for every chunk.
+        text, text_mask = self._encode_text(prompts + negatives)  # (2n, L, D), (2n, L)
+        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+        # 3. Generate chunk by chunk: the first from the prompt (and image), later ones extending.
+        target = seconds * FPS
+        if videos is None:
+            chunks = 1 + -(-(target - NUM_FRAMES) // EXTENSION_FRAMES)
+        else:
+            chunks = -(-target // EXTENSION_FRAMES)
+        out: list[np.ndarray] = [np.zeros((0, height, width, 3), np.uint8)] * n
+        history = videos
+        for chunk in range(chunks):
+            if history is not None:
+                first = np.stack([h[-CONTEXT_FRAMES:] for h in history])  # (n, 5, H, W, 3)
+            elif images is not None:
+                first = np.stack([img[None] for img in images])  # (n, 1, H, W, 3)
+            else:
+                first = None
+
+            def chunk_progress(share: float, chunk: int = chunk) -> None:
+                if progress:
+                    progress((chunk + share) / chunks)
+
+            frames = self._generate_chunk(text, text_mask, generators, width, height, steps, guidance, first,
+                                          chunk_progress)[:, :NUM_FRAMES]  # (n, 32, H, W, 3)
+            # An extension's context frames are already in the video; a first image is frame 0.
+            new = frames[:, CONTEXT_FRAMES:] if history is not None else frames
+            out = [np.concatenate([o, f]) for o, f in zip(out, new, strict=True)]
+            history = list(frames)
+        if progress:
+            progress(1.0)
+        settings = [
+            {"prompt": p, "negative_prompt": neg, "size": size, "seconds": seconds, "steps": steps,
+             "guidance": guidance, "seed": int(s), "sampler": self.defaults.sampler, "shift": self.defaults.shift,
+             "image": images is not None, "extends": videos is not None}
+            for p, neg, s in zip(prompts, negatives, seeds, strict=True)
+        ]
+        return VideoOutput([o[:target] for o in out], FPS, settings)
+
+    def _generate_chunk(
+        self,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        generators: list[torch.Generator],
+        width: int,
+        height: int,
+        steps: int,
+        guidance: float,
+        first: np.ndarray | None,
+        progress: Progress,
+    ) -> np.ndarray:
+        """One 33-frame chunk per prompt, its first frames given when `first` (n, k, H, W, 3) is."""
+        n = len(generators)
+        f = latent_frames(CLIP_FRAMES)
+        shape = (self.vae.cfg.latent_channels, f, height // 8, width // 8)
+
+        # a. Noise, one generator per prompt.
+        x = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(self.device)  # (n, z, F, h, w)
+
+        # b. Frame conditioning: encode the given frames, mark their latent frames as clean.
+        cond = torch.zeros(n, f, dtype=torch.bool, device=self.device)
+        clean = torch.zeros_like(x)
+        if first is not None:
+            given = torch.stack([frames_to_tensor(frames) for frames in first]).to(self.device)  # (n, 3, k, H, W)
+            latents = self.vae.normalize(self.vae.encode(given)[0])  # (n, z, k', h, w)
+            clean[:, :, : latents.shape[2]] = latents
+            cond[:, : latents.shape[2]] = True
+        keep = cond[:, None, :, None, None]  # (n, 1, F, 1, 1)
+        x = torch.where(keep, clean, x)
+
+        # c. Denoise: model -> guidance -> sampler.step -> put the given frames back.
+        sampler = SAMPLERS[self.defaults.sampler]()
+        sampler.set_timesteps(steps, shift=self.defaults.shift)
+        use_cfg = guidance != 1.0
+        for i, t in enumerate(sampler.timesteps):
+            if use_cfg:
+                v_cond, v_uncond = self.dit(
+                    torch.cat([x, x]), t.expand(2 * n).to(self.device), text, text_mask, torch.cat([cond, cond])
+                ).chunk(2)
+                v = classifier_free_guidance(v_cond, v_uncond, guidance)
+            else:
+                v = self.dit(x, t.expand(n).to(self.device), text[:n], text_mask[:n], cond)
+            x = sampler.step(v, i, x)
+            x = torch.where(keep, clean, x)
+            progress((i + 1) / len(sampler.timesteps))
+
+        # d. Decode.
+        video = self.vae.decode(self.vae.denormalize(x))  # (n, 3, 33, H, W)
+        return np.stack([tensor_to_frames(v) for v in video])
+
+    def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        states, mask = self.text_encoder.encode(prompts)
+        return states.to(self.device), mask.to(self.device)
+
+
+def builtin_weights() -> Path:
+    """The built-in model's release file, shipped inside the package."""
+    path = Path(__file__).resolve().parent.parent / "weights" / "vidora-shapes-v1.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the built-in model is not in this install ({path} is missing); pass --checkpoint PATH"
+        )
+    return path
+
+
+def _per_prompt(value, n: int, name: str) -> list:
+    """A single value for every prompt, or a list with one per prompt."""
+    if isinstance(value, list):
+        if len(value) != n:
+            raise ValueError(f"{name} has {len(value)} entries for {n} prompts")
+        return value
+    return [value] * n
+
+
+def _check_frames(frames: np.ndarray, width: int, height: int, name: str) -> None:
+    if frames.ndim != 4 or frames.shape[1:] != (height, width, 3) or frames.dtype != np.uint8 or not len(frames):
+        raise ValueError(f"{name} must be uint8 frames of {width}x{height} (T, {height}, {width}, 3), "
+                         f"got {frames.dtype} {tuple(frames.shape)}")

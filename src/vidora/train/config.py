@@ -1,0 +1,155 @@
+"""Training configs: small frozen dataclasses, one docstring per field (nanoGPT's GPTConfig style).
+
+A run is configured by its dataclass defaults, then a YAML file of overrides, then `key=value`
+overrides from the command line. The resolved config is saved inside every checkpoint, so a
+checkpoint always says how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "shapes"
+    """'shapes' for Shapes World rendered on the fly, or the path of a dataset folder (manifest.jsonl)."""
+    split: str = "train"
+    """Shapes World split to train on."""
+    sizes: tuple[str, ...] = ("64x64", "96x64", "64x96")
+    """Size buckets, WIDTHxHEIGHT; each batch holds one size."""
+    frames: tuple[int, ...] = (1, 9, 17, 33)
+    """Duration buckets in frames (1 + 4k; 1 is an image); each batch holds one duration."""
+    frame_weights: tuple[float, ...] = (0.15, 0.35, 0.2, 0.3)
+    """How often each duration bucket is drawn."""
+    seed: int = 0
+    """Seed of the data order."""
+
+
+@dataclass(frozen=True)
+class VAETrainConfig:
+    run_dir: str = "runs/vae"
+    """Where checkpoints, logs and the loss plot go."""
+    preset: str = "small"
+    """Model size, a key of vidora.models.vae.VAE_PRESETS."""
+    steps: int = 4000
+    """Optimizer steps in all."""
+    batch_size: int = 8
+    """Clips per step (per process)."""
+    lr: float = 5e-4
+    """Peak AdamW learning rate."""
+    warmup: int = 200
+    """Linear warm-up steps, then cosine decay to 10% of the peak."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    kl_weight: float = 1e-6
+    """Weight of the KL term: small, so the latent keeps detail but stays bounded."""
+    l1_weight: float = 1.0
+    """Weight of the L1 reconstruction term (sharper edges than MSE alone)."""
+    mse_weight: float = 1.0
+    """Weight of the MSE reconstruction term."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    crop: int = 32
+    """Side of the random square crop trained on (0: whole frames). The VAE is convolutional, so
+    crops teach it the same thing for a fraction of the compute."""
+    log_every: int = 25
+    """Steps between log lines."""
+    save_every: int = 250
+    """Steps between resumable checkpoints."""
+    autocast: str = "auto"
+    """'bf16', 'off', or 'auto' (bf16 only where the CPU or GPU computes it natively)."""
+    data: DataConfig = DataConfig(frames=(1, 5, 9, 17), frame_weights=(0.2, 0.3, 0.4, 0.1))
+
+
+@dataclass(frozen=True)
+class DiTTrainConfig:
+    run_dir: str = "runs/dit"
+    """Where checkpoints, logs and the loss plot go."""
+    vae_checkpoint: str = "runs/vae/vae.safetensors"
+    """The trained VAE (frozen here) whose latents the DiT learns."""
+    text_encoder: str = "minilm"
+    """'minilm' (the packaged MiniLM-L6) or the local path of a Hugging Face encoder."""
+    preset: str = "small"
+    """Model size, a key of vidora.models.dit.DIT_PRESETS."""
+    steps: int = 20000
+    """Optimizer steps in all."""
+    batch_size: int = 32
+    """Clips per step (per process)."""
+    lr: float = 3e-4
+    """Peak AdamW learning rate."""
+    warmup: int = 500
+    """Linear warm-up steps, then cosine decay to 10% of the peak."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    ema_decay: float = 0.999
+    """Decay of the weight EMA that is released."""
+    text_dropout: float = 0.1
+    """Share of captions replaced by the empty prompt, for classifier-free guidance."""
+    cond_prob: float = 0.3
+    """Share of clips trained with their first latent frames given clean (image-to-video, extension)."""
+    cache_clips: int = 6000
+    """Clips encoded once into the latent cache (spread over the sizes)."""
+    timestep_shift: float = 1.0
+    """Shift of the logit-normal timestep distribution toward noise (>1 for more, larger latents)."""
+    log_every: int = 25
+    """Steps between log lines."""
+    save_every: int = 500
+    """Steps between resumable checkpoints."""
+    autocast: str = "auto"
+    """'bf16', 'off', or 'auto' (bf16 only where the CPU or GPU computes it natively)."""
+    data: DataConfig = DataConfig(frames=(33,), frame_weights=(1.0,))
+
+
+C = TypeVar("C")
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
+    """Defaults, then the YAML file at `path`, then `key=value` overrides (`data.seed=3`)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path} must hold a mapping of config fields, not {type(loaded).__name__}")
+        values = loaded
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} must look like key=value")
+        target = values
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = yaml.safe_load(raw)
+    return _build(cls, values)
+
+
+def _build(cls: type[C], values: dict[str, Any]) -> C:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}; known: {', '.join(fields)}")
+    kwargs: dict[str, Any] = {}
+    defaults = cls()
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        if dataclasses.is_dataclass(default):
+            value = _build(type(default), {**dataclasses.asdict(default), **(value or {})})
+        elif isinstance(default, tuple):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-able dict of a (nested) config dataclass, for checkpoints."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))

@@ -1,0 +1,111 @@
+"""Training batches, bucketed by size and duration, from Shapes World or a dataset folder.
+
+Each step draws one bucket (a size and a number of frames), then a batch of clips of that size,
+cut to that many frames at a random start. Shapes World clips are rendered on the fly and their
+captions rewritten with fresh wording on every draw, so the model learns the words, not the
+sentences. A dataset folder is read through `vidora.media.folder.VideoFolderDataset`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vidora.models.vae import pad_frames
+from vidora.train.config import DataConfig
+
+
+@dataclass
+class Batch:
+    video: torch.Tensor
+    """(B, 3, T, H, W) in [-1, 1], T = 1 + 4k."""
+    captions: list[str]
+    size: str
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (3, T, H, W) float in [-1, 1]."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
+
+
+class ShapesSource:
+    """Clips of a Shapes World split, by size, with rewritten captions."""
+
+    def __init__(self, cfg: DataConfig, rank: int = 0, world_size: int = 1):
+        from vidora.world.splits import clip_size, get_clip
+
+        self._clip_size, self._get_clip = clip_size, get_clip
+        self.split, self.seed = cfg.split, cfg.seed
+        # Each process walks its own residue class of clip indices, so ranks never share a clip.
+        self.cursor = {size: rank for size in cfg.sizes}
+        self._stride = world_size
+        self._rng = np.random.default_rng([cfg.seed, rank, 1])
+
+    def take(self, size: str, count: int) -> tuple[list[np.ndarray], list[str], list[int]]:
+        """`count` clips of `size`: frames, freshly worded captions, and the clips' indices."""
+        from vidora.world.captions import write_caption
+
+        frames, captions, indices = [], [], []
+        while len(frames) < count:
+            index = self.cursor[size]
+            self.cursor[size] += self._stride
+            if self._clip_size(self.split, index, self.seed) != size:
+                continue
+            clip = self._get_clip(self.split, index, self.seed)
+            frames.append(clip.frames())
+            wording = "heldout" if self.split == "eval-wording" else "train"
+            captions.append(write_caption(clip.scene, self._rng, wording))
+            indices.append(index)
+        return frames, captions, indices
+
+
+class FolderSource:
+    """Clips of a dataset folder (manifest.jsonl beside the videos), by size bucket."""
+
+    def __init__(self, cfg: DataConfig, rank: int = 0, world_size: int = 1):
+        from vidora.media.folder import VideoFolderDataset
+
+        self.dataset = VideoFolderDataset(cfg.source, sizes=cfg.sizes)
+        by_size: dict[str, list[int]] = {size: [] for size in cfg.sizes}
+        for i, size in enumerate(self.dataset.sizes_of_items):
+            by_size[size].append(i)
+        self.by_size = {s: idx[rank::world_size] for s, idx in by_size.items() if idx[rank::world_size]}
+        if not self.by_size:
+            raise ValueError(f"{cfg.source} has no readable clips for this process")
+        self._rng = np.random.default_rng([cfg.seed, rank, 2])
+
+    def take(self, size: str, count: int) -> tuple[list[np.ndarray], list[str], list[int]]:
+        """`count` random clips of `size`: frames, captions, and the items' indices."""
+        indices = [int(i) for i in self._rng.choice(self.by_size[size], size=count)]
+        frames = [self.frames(i) for i in indices]
+        return frames, [self.dataset.captions[i] for i in indices], indices
+
+    def frames(self, index: int) -> np.ndarray:
+        """Item `index` as (T, H, W, 3) uint8."""
+        return ((self.dataset[index]["video"].permute(1, 2, 3, 0) + 1) * 127.5).round().byte().numpy()
+
+
+def make_source(cfg: DataConfig, rank: int = 0, world_size: int = 1) -> ShapesSource | FolderSource:
+    return ShapesSource(cfg, rank, world_size) if cfg.source == "shapes" else FolderSource(cfg, rank, world_size)
+
+
+def batches(cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+    """An endless stream of bucketed batches; the same config and rank give the same stream."""
+    source = make_source(cfg, rank, world_size)
+    sizes = list(getattr(source, "by_size", cfg.sizes))
+    weights = np.asarray(cfg.frame_weights, dtype=float)
+    if len(weights) != len(cfg.frames) or weights.sum() <= 0:
+        raise ValueError("data.frame_weights must give one positive weight per entry of data.frames")
+    # Bucket choices are shared by all ranks (same seed), so every process steps the same shapes.
+    rng = np.random.default_rng([cfg.seed, 0])
+    crop_rng = np.random.default_rng([cfg.seed, rank, 3])
+    while True:
+        size = sizes[rng.integers(len(sizes))]
+        num_frames = int(rng.choice(cfg.frames, p=weights / weights.sum()))
+        frames, captions, _ = source.take(size, batch_size)
+        video = pad_frames(torch.stack([frames_to_tensor(f) for f in frames]))  # (B, 3, 33, H, W)
+        start = int(crop_rng.integers(video.shape[2] - num_frames + 1))
+        yield Batch(video[:, :, start : start + num_frames].contiguous(), captions, size)

@@ -1,0 +1,244 @@
+"""Train the diffusion transformer: `vidora train dit [--config FILE] [key=value ...]`.
+
+Flow matching on VAE latents of 4 s clips. The VAE and the text encoder are frozen. Clips are
+encoded once into a latent cache (`run_dir/latents.safetensors`, built in chunks so an
+interrupted build resumes), because encoding costs more than a DiT step on a CPU; Shapes World
+captions are rewritten with fresh wording every time a clip is drawn. Some captions are dropped
+(classifier-free guidance) and some clips have their first latent frames given clean (frame
+conditioning: image-to-video and extension). Resumes from `run_dir/last.safetensors`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
+
+from vidora.flow import flow_loss, interpolate, sample_timesteps
+from vidora.models.dit import DIT_PRESETS, DiT, DiTConfig
+from vidora.models.text_encoder import load_text_encoder
+from vidora.models.vae import VideoVAE, pad_frames
+from vidora.pipelines.text_to_video import TextToVideoPipeline
+from vidora.train.checkpoint import load_training_state, save_training_state
+from vidora.train.config import DataConfig, DiTTrainConfig, config_to_dict
+from vidora.train.data import FolderSource, ShapesSource, frames_to_tensor, make_source
+from vidora.train.distributed import cleanup_distributed, setup_distributed
+from vidora.train.ema import EMA
+from vidora.train.runtime import LossLog, autocast, learning_rate
+from vidora.train.vae import load_vae
+
+Progress = Callable[[int, int, dict], None]
+
+# ---------------------------------------------------------------------------------------
+# The latent cache
+# ---------------------------------------------------------------------------------------
+
+
+class LatentCache:
+    """Normalised VAE latents of training clips, per size, with the key of each clip.
+
+    A Shapes World clip's key is its index in the split (its scene, and so fresh captions, come
+    back from `get_clip`); a dataset-folder clip's key is its item index (its caption is fixed).
+    """
+
+    def __init__(self, latents: dict[str, torch.Tensor], keys: dict[str, list[int]], data: DataConfig):
+        self.latents, self.keys, self.data = latents, keys, data
+
+    @classmethod
+    def build(cls, path: Path, vae: VideoVAE, data: DataConfig, clips: int, progress: Progress | None = None) -> LatentCache:
+        """Encode `clips` clips (spread over the sizes), resuming a partial cache at `path`."""
+        latents: dict[str, list[torch.Tensor]] = {s: [] for s in data.sizes}
+        keys: dict[str, list[int]] = {s: [] for s in data.sizes}
+        if path.exists():
+            stored = load_file(path)
+            for size in data.sizes:
+                if f"latents.{size}" in stored:
+                    latents[size] = list(stored[f"latents.{size}"].unbind(0))
+                    keys[size] = stored[f"keys.{size}"].tolist()
+        source = make_source(data)
+        sizes = list(getattr(source, "by_size", data.sizes))
+        per_size = clips // len(sizes)
+        total = per_size * len(sizes)
+        while any(len(keys[s]) < per_size for s in sizes):
+            for size in sizes:
+                if len(keys[size]) >= per_size:
+                    continue
+                video, batch_keys = _next_clips(source, size, keys[size], min(8, per_size - len(keys[size])))
+                with torch.no_grad():
+                    mean, _ = vae.encode(pad_frames(video.to(next(vae.parameters()).device)))
+                latents[size].extend(vae.normalize(mean).half().cpu().unbind(0))  # (z, F, h, w) each
+                keys[size].extend(batch_keys)
+            _save_cache(path, latents, keys)
+            if progress:
+                progress(sum(len(k) for k in keys.values()), total, {"stage": "latent cache"})
+        stacked = {s: torch.stack(latents[s][:per_size]) for s in sizes}
+        return cls(stacked, {s: keys[s][:per_size] for s in sizes}, data)
+
+
+def _next_clips(source: ShapesSource | FolderSource, size: str, done: list[int], count: int) -> tuple[torch.Tensor, list[int]]:
+    """The next `count` clips of `size` not yet in the cache, as (B, 3, 32, H, W) and their keys."""
+    if isinstance(source, ShapesSource):
+        source.cursor[size] = max(done) + 1 if done else 0
+        frames, _, indices = source.take(size, count)
+    else:
+        indices = source.by_size[size][len(done) : len(done) + count]
+        frames = [source.frames(i) for i in indices]
+    return torch.stack([frames_to_tensor(f) for f in frames]), indices
+
+
+def _save_cache(path: Path, latents: dict[str, list[torch.Tensor]], keys: dict[str, list[int]]) -> None:
+    tensors = {}
+    for size, items in latents.items():
+        if items:
+            tensors[f"latents.{size}"] = torch.stack(items)
+            tensors[f"keys.{size}"] = torch.tensor(keys[size])
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, tmp)
+    tmp.replace(path)  # atomic: an interrupted save leaves the previous cache whole
+
+
+class CaptionedLatents:
+    """Draws (latents, captions) batches of one size from a `LatentCache`."""
+
+    def __init__(self, cache: LatentCache, seed: int, rank: int = 0):
+        self.cache = cache
+        self.sizes = list(cache.latents)
+        if cache.data.source != "shapes":
+            # Item indices of the dataset (broken files already skipped), not manifest lines.
+            self.folder_captions = make_source(cache.data).dataset.captions
+        self.rng = np.random.default_rng([seed, rank, 7])
+        self.bucket_rng = np.random.default_rng([seed, 8])  # shared by ranks: same bucket each step
+
+    def draw(self, batch_size: int) -> tuple[torch.Tensor, list[str], str]:
+        from vidora.world.captions import write_caption
+        from vidora.world.splits import get_clip
+
+        size = self.sizes[self.bucket_rng.integers(len(self.sizes))]
+        rows = self.rng.integers(len(self.cache.latents[size]), size=batch_size)
+        latents = self.cache.latents[size][torch.from_numpy(rows)].float()  # (B, z, F, h, w)
+        data = self.cache.data
+        keys = [int(self.cache.keys[size][r]) for r in rows]
+        if data.source == "shapes":
+            wording = "heldout" if data.split == "eval-wording" else "train"
+            scenes = [get_clip(data.split, key, data.seed).scene for key in keys]
+            captions = [write_caption(scene, self.rng, wording) for scene in scenes]
+        else:
+            captions = [self.folder_captions[key] for key in keys]
+        return latents, captions, size
+
+
+# ---------------------------------------------------------------------------------------
+# One training step
+# ---------------------------------------------------------------------------------------
+
+
+def conditioning_mask(batch: int, frames: int, prob: float, generator: torch.Generator) -> torch.Tensor:
+    """(B, F) bool: for a share `prob` of clips, the first 1 or 2 latent frames are given clean.
+
+    One frame is a first image (image-to-video); two are the last 5 frames of a previous clip
+    (extension).
+    """
+    mask = torch.zeros(batch, frames, dtype=torch.bool)
+    chosen = torch.rand(batch, generator=generator) < prob
+    count = torch.randint(1, 3, (batch,), generator=generator)
+    for i in torch.nonzero(chosen).flatten().tolist():
+        mask[i, : count[i]] = True
+    return mask
+
+
+def dit_loss(
+    model: torch.nn.Module,
+    latents: torch.Tensor,
+    text: torch.Tensor,
+    text_mask: torch.Tensor,
+    cfg: DiTTrainConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Flow-matching loss on a batch of clean latents (B, z, F, h, w)."""
+    b, _, f = latents.shape[:3]
+    noise = torch.randn(latents.shape, generator=generator)
+    t = sample_timesteps(b, generator, shift=cfg.timestep_shift)  # (B,)
+    cond = conditioning_mask(b, f, cfg.cond_prob, generator)  # (B, F)
+    given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
+    x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
+    device = next(model.parameters()).device
+    velocity = model(x_t.to(device), t.to(device), text, text_mask, cond.to(device))
+    return flow_loss(velocity.float(), latents.to(device), noise.to(device), (~given).to(device))
+
+
+def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
+    dist = setup_distributed()
+    torch.manual_seed(cfg.data.seed)  # same initial weights on every rank
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = LossLog(run_dir)
+
+    # 1. Frozen parts, and the latent cache (rank 0 builds it; the others wait, then read it).
+    vae = load_vae(cfg.vae_checkpoint, dist.device)
+    text_encoder = load_text_encoder(cfg.text_encoder).to(dist.device)
+    cache_path = run_dir / "latents.safetensors"
+    if dist.is_main:
+        LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips, progress)
+    if dist.world_size > 1:
+        torch.distributed.barrier()
+    cache = LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips)
+    draws = CaptionedLatents(cache, cfg.data.seed, dist.rank)
+
+    # 2. The model, its EMA and optimizer, resumed if a checkpoint is there.
+    model_cfg: DiTConfig = replace(DIT_PRESETS[cfg.preset](), latent_channels=vae.cfg.latent_channels,
+                                   text_dim=text_encoder.dim)
+    dit = DiT(model_cfg).to(dist.device)
+    ema = EMA(dit, decay=cfg.ema_decay)
+    optimizer = torch.optim.AdamW(dit.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    step = 0
+    last = run_dir / "last.safetensors"
+    if last.exists():
+        _, meta, _ = load_training_state(last, model=dit, optimizer=optimizer, ema=ema)
+        step = meta["step"]
+    model = DistributedDataParallel(dit) if dist.world_size > 1 else dit
+    generator = torch.Generator().manual_seed(cfg.data.seed * 1000 + dist.rank + step)
+    for _ in range(step):  # replay the draw order so a resumed run sees what it would have seen
+        draws.draw(cfg.batch_size)
+
+    # 3. The loop.
+    started = time.time()
+    while step < cfg.steps:
+        latents, captions, size = draws.draw(cfg.batch_size)
+        captions = ["" if torch.rand(1, generator=generator).item() < cfg.text_dropout else c for c in captions]
+        text, text_mask = text_encoder.encode(captions)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
+        with autocast(cfg.autocast, dist.device):
+            loss = dit_loss(model, latents, text, text_mask, cfg, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(dit.parameters(), cfg.grad_clip)
+        optimizer.step()
+        ema.update(dit)
+        step += 1
+
+        if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
+            stats = {"step": step, "loss": loss.item(), "grad_norm": grad_norm.item(), "size": size,
+                     "lr": optimizer.param_groups[0]["lr"], "elapsed": round(time.time() - started, 1)}
+            log.append(stats)
+            if progress:
+                progress(step, cfg.steps, stats)
+        if dist.is_main and (step % cfg.save_every == 0 or step == cfg.steps):
+            save_training_state(last, model=dit, optimizer=optimizer, ema=ema, config=config_to_dict(cfg),
+                                meta={"step": step})
+            log.plot(("loss", "grad_norm"))
+
+    # 4. The release: EMA weights of the DiT with the VAE, in one file.
+    out = run_dir / "model.safetensors"
+    if dist.is_main:
+        ema.copy_to(dit)
+        pipeline = TextToVideoPipeline(vae, dit, text_encoder)
+        pipeline.save_pretrained(out, meta={"step": step, "train": config_to_dict(cfg)})
+    cleanup_distributed()
+    return out

@@ -1,0 +1,128 @@
+"""Train the causal video VAE: `vidora train vae [--config FILE] [key=value ...]`.
+
+Reconstruction (L1 + MSE) plus a small KL, on clips of every size and duration bucket, images
+included, so one VAE encodes a still, a 4 s clip, and anything between. Resumes from
+`run_dir/last.safetensors` when it exists. At the end it measures the latent statistics the
+DiT needs (shift and scale to unit variance) and writes `run_dir/vae.safetensors`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from vidora.models.vae import VAE_PRESETS, VAEConfig, VideoVAE, pad_frames
+from vidora.train.checkpoint import load_training_state, save_checkpoint, save_training_state
+from vidora.train.config import VAETrainConfig, config_to_dict
+from vidora.train.data import batches
+from vidora.train.distributed import cleanup_distributed, setup_distributed
+from vidora.train.runtime import LossLog, autocast, learning_rate
+
+Progress = Callable[[int, int, dict], None]
+
+
+def random_crop(video: torch.Tensor, side: int, generator: torch.Generator) -> torch.Tensor:
+    """A random (side x side) window of (B, C, T, H, W), the same for the whole batch."""
+    if side <= 0:
+        return video
+    h, w = video.shape[-2:]
+    top = int(torch.randint(0, h - side + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - side + 1, (1,), generator=generator))
+    return video[..., top : top + side, left : left + side]
+
+
+def vae_loss(vae: VideoVAE, video: torch.Tensor, cfg: VAETrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """Reconstruction of a sampled latent, plus KL to N(0, 1) per latent element."""
+    module = vae.module if isinstance(vae, DistributedDataParallel) else vae
+    mean, logvar = module.encode(video)  # (B, z, F, h, w) each
+    z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+    recon = module.decode(z).float()  # (B, 3, T, H, W)
+    l1 = (recon - video).abs().mean()
+    mse = (recon - video).square().mean()
+    kl = 0.5 * (mean.float().square() + logvar.float().exp() - 1 - logvar.float()).mean()
+    loss = cfg.l1_weight * l1 + cfg.mse_weight * mse + cfg.kl_weight * kl
+    psnr = 10 * torch.log10(4.0 / mse.detach().clamp(min=1e-10))  # peak-to-peak 2 in [-1, 1]
+    return loss, {"loss": loss.item(), "l1": l1.item(), "mse": mse.item(), "kl": kl.item(), "psnr": psnr.item()}
+
+
+@torch.no_grad()
+def measure_latent_stats(vae: VideoVAE, cfg: VAETrainConfig, clips: int = 64) -> tuple[float, float]:
+    """Mean and 1/std of the latent means over 4 s clips: the DiT trains on unit-variance latents."""
+    data = replace(cfg.data, frames=(33,), frame_weights=(1.0,), seed=cfg.data.seed + 1000)
+    stream = batches(data, batch_size=8)
+    means = []
+    for _ in range(max(1, clips // 8)):
+        batch = next(stream)
+        means.append(vae.encode(pad_frames(batch.video))[0].flatten())
+    values = torch.cat(means)
+    return values.mean().item(), 1.0 / values.std().item()
+
+
+def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
+    dist = setup_distributed()
+    torch.manual_seed(cfg.data.seed)  # same initial weights on every rank
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = LossLog(run_dir)
+
+    model_cfg: VAEConfig = VAE_PRESETS[cfg.preset]()
+    vae = VideoVAE(model_cfg).to(dist.device)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    step = 0
+    last = run_dir / "last.safetensors"
+    if last.exists():
+        _, meta, _ = load_training_state(last, model=vae, optimizer=optimizer)
+        step = meta["step"]
+    model = DistributedDataParallel(vae) if dist.world_size > 1 else vae
+    stream = batches(cfg.data, cfg.batch_size, dist.rank, dist.world_size)
+    for _ in range(step):  # replay the data order so a resumed run sees what it would have seen
+        next(stream)
+
+    crops = torch.Generator().manual_seed(cfg.data.seed * 1000 + dist.rank + step)
+    started = time.time()
+    while step < cfg.steps:
+        batch = next(stream)
+        video = random_crop(batch.video, cfg.crop, crops)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
+        with autocast(cfg.autocast, dist.device):
+            loss, stats = vae_loss(model, video.to(dist.device), cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(vae.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+
+        if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
+            stats.update(step=step, grad_norm=grad_norm.item(), size=batch.size, frames=batch.video.shape[2],
+                         lr=optimizer.param_groups[0]["lr"], elapsed=round(time.time() - started, 1))
+            log.append(stats)
+            if progress:
+                progress(step, cfg.steps, stats)
+        if dist.is_main and (step % cfg.save_every == 0 or step == cfg.steps):
+            save_training_state(last, model=vae, optimizer=optimizer, config=config_to_dict(cfg), meta={"step": step})
+            log.plot(("loss", "psnr"))
+
+    out = run_dir / "vae.safetensors"
+    if dist.is_main:
+        vae.eval()
+        shift, scale = measure_latent_stats(vae, cfg)
+        final_cfg = replace(model_cfg, latent_shift=shift, latent_scale=scale)
+        save_checkpoint(out, vae.state_dict(), final_cfg.to_dict(), {"step": step, "train": config_to_dict(cfg)})
+    cleanup_distributed()
+    return out
+
+
+def load_vae(path: str | Path, device: str | torch.device = "cpu") -> VideoVAE:
+    """A trained VAE from `vae.safetensors` (weights and config in one file)."""
+    from vidora.train.checkpoint import load_checkpoint
+
+    tensors, config, _ = load_checkpoint(path, device=device)
+    vae = VideoVAE(VAEConfig.from_dict(config))
+    vae.load_state_dict(tensors)
+    return vae.to(device).eval().requires_grad_(False)

@@ -1,0 +1,386 @@
+"""Captions for Shapes World scenes, and the parser that reads them (and users' prompts) back.
+
+Two wordings share the colour names (the palette's, which the model must learn as they are)
+and nothing else: the *training* wording, and a *held-out* wording whose templates and
+shape / motion / background / size words never appear in a training caption, so that an
+eval in held-out wording tests understanding, not memorised sentences.
+
+The parser reads either wording by keywords, not templates: each object is a palette colour
+word, followed by a shape word, with a motion word nearby; so it also reads plain prompts
+like "a red circle moving right on a black background".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from vidora.world.scene import Scene, WorldObject
+from vidora.world.spec import BACKGROUNDS, COLOURS
+
+Wording = Literal["train", "heldout"]
+WORDINGS: tuple[str, ...] = ("train", "heldout")
+
+# --- vocabulary: wording -> concept -> phrases ----------------------------------------
+
+SHAPE_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "train": {
+        "circle": ("circle", "disc", "dot"),
+        "square": ("square", "box", "block"),
+        "triangle": ("triangle", "wedge", "pyramid"),
+    },
+    "heldout": {
+        "circle": ("ball", "orb"),
+        "square": ("tile", "cube"),
+        "triangle": ("triangular shape",),
+    },
+}
+
+BACKGROUND_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "train": {
+        "black": ("black", "jet black", "pitch black"),
+        "gray": ("gray", "grey", "mid grey", "stone gray"),
+        "navy": ("navy", "deep navy", "dark navy", "midnight"),
+    },
+    "heldout": {
+        "black": ("ebony",),
+        "gray": ("slate",),
+        "navy": ("indigo",),
+    },
+}
+
+BACKGROUND_NOUNS: tuple[str, ...] = ("background", "backdrop", "canvas")
+"""Nouns for the background in training templates (held-out templates phrase it their own way)."""
+
+SIZE_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "train": {"small": ("small", "little"), "large": ("large", "big")},
+    "heldout": {"small": ("tiny",), "large": ("huge",)},
+}
+
+SIZE_WORD_PROBABILITY = 0.5
+"""Size words are optional: each object gets one with this probability."""
+
+# Each motion as a participle ("a red circle moving left") and as a finite verb
+# ("a red circle moves left"), index-aligned so either form can be chosen.
+MOTION_PHRASES: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "train": {
+        "left": (
+            ("moving left", "sliding to the left", "drifting leftward", "travelling left"),
+            ("moves left", "slides to the left", "drifts leftward", "travels left"),
+        ),
+        "right": (
+            ("moving right", "sliding to the right", "drifting rightward", "travelling right"),
+            ("moves right", "slides to the right", "drifts rightward", "travels right"),
+        ),
+        "up": (
+            ("moving up", "rising", "drifting upward", "travelling upward"),
+            ("moves up", "rises", "drifts upward", "travels upward"),
+        ),
+        "down": (
+            ("moving down", "sinking", "drifting downward", "travelling downward"),
+            ("moves down", "sinks", "drifts downward", "travels downward"),
+        ),
+        "still": (
+            ("standing still", "staying still", "not moving", "at rest", "motionless"),
+            ("stands still", "stays still", "does not move", "rests in place", "is motionless"),
+        ),
+        "bouncing": (
+            ("bouncing", "bouncing on the floor", "falling and bouncing", "hopping"),
+            ("bounces", "bounces on the floor", "falls and bounces", "hops"),
+        ),
+    },
+    "heldout": {
+        "left": (
+            ("gliding leftwards", "heading to the left side"),
+            ("glides leftwards", "heads to the left side"),
+        ),
+        "right": (
+            ("gliding rightwards", "heading to the right side"),
+            ("glides rightwards", "heads to the right side"),
+        ),
+        "up": (("ascending", "gliding upwards"), ("ascends", "glides upwards")),
+        "down": (("descending", "gliding downwards"), ("descends", "glides downwards")),
+        "still": (
+            ("remaining stationary", "sitting unmoving"),
+            ("remains stationary", "sits unmoving"),
+        ),
+        "bouncing": (
+            ("rebounding off the bottom", "ricocheting off the floor"),
+            ("rebounds off the bottom", "ricochets off the floor"),
+        ),
+    },
+}
+
+# --- templates --------------------------------------------------------------------------
+# Fields: {obj} "small red circle", {a_obj} "a small red circle", {mp} participle motion,
+# {mf} finite motion, {bg} background word, {a_bg} "a black", {bn} background noun; two-object
+# templates number them {obj1} {mp2} ... Templates ending in "." are sentences (capitalised);
+# the rest are plain lists. An object's motion always follows its shape in two-object
+# templates, which is what lets the parser pair them.
+
+TEMPLATES: dict[str, dict[int, tuple[str, ...]]] = {
+    "train": {
+        1: (
+            "{obj}, {mp}, {bg} {bn}",
+            "{obj}; {mp}; {bg} {bn}",
+            "{bg} {bn}, {obj} {mp}",
+            "{obj} {mp} | {bg} {bn}",
+            "clip: {obj} {mp}, {bg} {bn}",
+            "{a_obj} {mp} on {a_bg} {bn}.",
+            "{a_obj} {mf} against {a_bg} {bn}.",
+            "on {a_bg} {bn}, {a_obj} {mf}.",
+            "a video of {a_obj} {mp} over {a_bg} {bn}.",
+            "{a_obj} that {mf}, shown on {a_bg} {bn}.",
+            "there is {a_obj} {mp} in front of {a_bg} {bn}.",
+            "against {a_bg} {bn}, {a_obj} {mf}.",
+            "{a_bg} {bn} with {a_obj} {mp}.",
+            "an animation of {a_obj} that {mf} on {a_bg} {bn}.",
+            "{a_bg} {bn}. {a_obj} {mf}.",
+            "watch as {a_obj} {mf} on {a_bg} {bn}.",
+        ),
+        2: (
+            "{obj1}, {mp1}; {obj2}, {mp2}; {bg} {bn}",
+            "{bg} {bn}: {obj1} {mp1}, {obj2} {mp2}",
+            "{a_obj1} {mp1} and {a_obj2} {mp2} on {a_bg} {bn}.",
+            "on {a_bg} {bn}, {a_obj1} {mf1} while {a_obj2} {mf2}.",
+            "{a_bg} {bn} with {a_obj1} {mp1} and {a_obj2} {mp2}.",
+            "two shapes: {a_obj1} that {mf1} and {a_obj2} that {mf2}, {bg} {bn}.",
+        ),
+    },
+    "heldout": {
+        1: (
+            "here we see {a_obj} {mp}; everything behind it is {bg}.",
+            "footage showing {a_obj} that {mf}, set against {bg} surroundings.",
+            "{bg} scenery, and the only thing in view is {a_obj} {mp}.",
+            "picture {a_obj} {mp} with nothing but {bg} behind it.",
+        ),
+        2: (
+            "here we see {a_obj1} {mp1}, plus {a_obj2} {mp2}; everything behind them is {bg}.",
+            "footage showing {a_obj1} that {mf1} and {a_obj2} that {mf2}, set against {bg} "
+            "surroundings.",
+            "{bg} scenery, and in view are {a_obj1} {mp1} alongside {a_obj2} {mp2}.",
+        ),
+    },
+}
+
+
+def write_caption(scene: Scene, rng: np.random.Generator, wording: Wording = "train") -> str:
+    """A caption naming every object's colour, shape and motion, and the background."""
+    if wording not in WORDINGS:
+        raise ValueError(f"wording must be one of {', '.join(WORDINGS)}, not {wording!r}")
+    num_objects = len(scene.objects)
+    if num_objects not in TEMPLATES[wording]:
+        raise ValueError(f"captions cover 1 or 2 objects, not {num_objects}")
+    templates = TEMPLATES[wording][num_objects]
+    template = templates[rng.integers(len(templates))]
+    bg = _pick(rng, BACKGROUND_WORDS[wording][scene.background])
+    fields = {"bg": bg, "a_bg": f"{_article(bg)} {bg}", "bn": _pick(rng, BACKGROUND_NOUNS)}
+    for k, obj in enumerate(scene.objects, start=1):
+        suffix = "" if num_objects == 1 else str(k)
+        noun = _object_phrase(obj, rng, wording)
+        participles, finites = MOTION_PHRASES[wording][obj.motion]
+        form = rng.integers(len(participles))
+        fields["obj" + suffix] = noun
+        fields["a_obj" + suffix] = f"{_article(noun)} {noun}"
+        fields["mp" + suffix] = participles[form]
+        fields["mf" + suffix] = finites[form]
+    caption = template.format(**fields)
+    return _sentence_case(caption) if template.endswith(".") else caption
+
+
+def _object_phrase(obj: WorldObject, rng: np.random.Generator, wording: str) -> str:
+    """'[size] colour shape', e.g. 'small red disc'."""
+    shape = _pick(rng, SHAPE_WORDS[wording][obj.shape])
+    if rng.random() < SIZE_WORD_PROBABILITY:
+        return f"{_pick(rng, SIZE_WORDS[wording][obj.size])} {obj.colour} {shape}"
+    return f"{obj.colour} {shape}"
+
+
+def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
+    return options[rng.integers(len(options))]
+
+
+def _article(phrase: str) -> str:
+    return "an" if phrase[0] in "aeiou" else "a"
+
+
+def _sentence_case(text: str) -> str:
+    """Capitalise the first letter of each sentence."""
+    return re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), text)
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptObject:
+    """One object a prompt asks for; size is None when the prompt does not say."""
+
+    colour: str
+    shape: str
+    motion: str
+    size: str | None
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    """What a prompt asks for; background is None when the prompt does not say."""
+
+    background: str | None
+    objects: tuple[PromptObject, ...]
+
+
+def _table(concept: str, phrases: str) -> dict[str, str]:
+    """'a|b c' -> {'a': concept, 'b c': concept}."""
+    return dict.fromkeys(phrases.split("|"), concept)
+
+
+def _keywords() -> dict[str, dict[str, str]]:
+    """kind -> phrase -> concept: every caption word in both wordings plus common extras."""
+    kinds: dict[str, dict[str, str]] = {
+        "colour": {c: c for c in COLOURS},
+        "shape": {
+            **_table("circle", "circles|disk|round|ring"),
+            **_table("square", "squares|rectangle"),
+            **_table("triangle", "triangles|triangular"),
+        },
+        "background": {},
+        "size": {**_table("small", "smaller"), **_table("large", "larger|bigger")},
+        "bouncing": _table(
+            "bouncing",
+            "bounce|bounces|bouncing|bounced|bouncy|rebound|rebounds|rebounding|ricochet"
+            "|ricochets|ricocheting|hop|hops|hopping",
+        ),
+        "still": _table(
+            "still",
+            "still|not moving|does not move|doesnt move|isnt moving|is not moving|motionless"
+            "|stationary|unmoving|at rest|rests in place|resting|static|immobile|no motion"
+            "|no movement",
+        ),
+        "direction": {
+            **_table("left", "left|leftward|leftwards|westward|westwards"),
+            **_table("right", "right|rightward|rightwards|eastward|eastwards"),
+            **_table(
+                "up",
+                "up|upward|upwards|rising|rises|rise|ascending|ascends|ascend|climbing"
+                "|climbs|climb",
+            ),
+            **_table(
+                "down",
+                "down|downward|downwards|sinking|sinks|sink|descending|descends"
+                "|descend|falling|falls|fall|dropping|drops",
+            ),
+        },
+    }
+    for wording in WORDINGS:
+        for concept, phrases in SHAPE_WORDS[wording].items():
+            kinds["shape"].update(dict.fromkeys(phrases, concept))
+        for concept, phrases in BACKGROUND_WORDS[wording].items():
+            kinds["background"].update(dict.fromkeys(phrases, concept))
+        for concept, phrases in SIZE_WORDS[wording].items():
+            kinds["size"].update(dict.fromkeys(phrases, concept))
+    return kinds
+
+
+_KEYWORDS = _keywords()
+_BACKGROUND_NOUNS = frozenset(BACKGROUND_NOUNS) | {"wall", "backround", "scenery", "surroundings"}
+_MAX_PHRASE = max(len(p.split()) for table in _KEYWORDS.values() for p in table)
+_LOOKUP: dict[tuple[str, ...], tuple[str, str]] = {
+    tuple(phrase.split()): (kind, concept)
+    for kind, table in _KEYWORDS.items()
+    for phrase, concept in table.items()
+}
+
+
+@dataclass(frozen=True)
+class _Hit:
+    position: int
+    kind: str
+    concept: str
+
+
+def _tokens(text: str) -> list[str]:
+    """Lower-case words; hyphens and punctuation split words, apostrophes vanish."""
+    text = text.lower().replace("'", "").replace("\u2019", "")
+    return re.findall(r"[a-z0-9]+", text)
+
+
+def _scan(tokens: list[str]) -> list[_Hit]:
+    """Keyword hits left to right, the longest phrase winning at each position."""
+    hits: list[_Hit] = []
+    i = 0
+    while i < len(tokens):
+        for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
+            found = _LOOKUP.get(tuple(tokens[i : i + n]))
+            if found:
+                hits.append(_Hit(i, *found))
+                i += n
+                break
+        else:
+            i += 1
+    return hits
+
+
+def _motion(hits: list[_Hit]) -> str | None:
+    """A bounce outranks a fall ("falls and bounces"), stillness outranks a stray direction."""
+    for kind in ("bouncing", "still"):
+        if any(h.kind == kind for h in hits):
+            return kind
+    directions = [h.concept for h in hits if h.kind == "direction"]
+    return directions[0] if directions else None
+
+
+def parse_prompt(text: str) -> ParsedPrompt:
+    """Read the objects (colour, shape, motion, size) and background a prompt asks for.
+
+    Each palette colour word starts an object; its shape is the first shape word after it and
+    its motion a motion word before the next object (for the first object, also before it).
+    Raises ValueError saying what is missing when an object lacks a shape or a motion.
+    """
+    tokens = _tokens(text)
+    hits = _scan(tokens)
+    for h in hits:
+        after = tokens[h.position + 1] if h.position + 1 < len(tokens) else ""
+        if h.kind == "colour" and after in _BACKGROUND_NOUNS:
+            raise ValueError(
+                f"{h.concept!r} is not a Shapes World background; use one of "
+                f"{', '.join(BACKGROUNDS)}"
+            )
+    background = next((h.concept for h in hits if h.kind == "background"), None)
+    starts = [k for k, h in enumerate(hits) if h.kind == "colour"]
+    if not starts:
+        raise ValueError(f"found no object colour in {text!r}; name one of {', '.join(COLOURS)}")
+    objects = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(hits)
+        colour_hit, segment = hits[start], hits[start + 1 : end]
+        shape = next((h.concept for h in segment if h.kind == "shape"), None)
+        if shape is None:
+            raise ValueError(
+                f"no shape for the {colour_hit.concept} object in {text!r}; "
+                "say circle, square or triangle"
+            )
+        motion = _motion(segment)
+        if motion is None and n == 0:
+            motion = _motion(hits[:start])
+        if motion is None:
+            raise ValueError(
+                f"no motion for the {colour_hit.concept} {shape} in {text!r}; say left, right, "
+                "up, down, still or bouncing"
+            )
+        objects.append(
+            PromptObject(colour_hit.concept, shape, motion, _size(hits, start, colour_hit))
+        )
+    return ParsedPrompt(background=background, objects=tuple(objects))
+
+
+def _size(hits: list[_Hit], start: int, colour_hit: _Hit) -> str | None:
+    """The size word right before the colour ("small red") or right after it ("red small")."""
+    for k in (start - 1, start + 1):
+        near = 0 <= k < len(hits) and abs(hits[k].position - colour_hit.position) == 1
+        if near and hits[k].kind == "size":
+            return hits[k].concept
+    return None

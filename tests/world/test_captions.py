@@ -1,0 +1,217 @@
+"""Captions: varied, naming every object, held-out wording never leaking into training
+captions, and parse_prompt reading back every caption (and plain user prompts)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from vidora.world.captions import (
+    BACKGROUND_NOUNS,
+    BACKGROUND_WORDS,
+    MOTION_PHRASES,
+    SHAPE_WORDS,
+    SIZE_WORDS,
+    TEMPLATES,
+    ParsedPrompt,
+    PromptObject,
+    parse_prompt,
+    write_caption,
+)
+from vidora.world.scene import Scene, sample_scene
+from vidora.world.spec import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, SIZES
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+@pytest.fixture(scope="module")
+def scenes() -> list[Scene]:
+    rng = np.random.default_rng(2024)
+    # Both kinds of scene, so every (colour, shape, motion) triple gets captioned.
+    return [
+        sample_scene(rng, SIZES[k % 3], held_out="exclude" if k % 4 else "require")
+        for k in range(2400)
+    ]
+
+
+@pytest.fixture(scope="module")
+def captions(scenes: list[Scene]) -> dict[str, list[str]]:
+    rng = np.random.default_rng(7)
+    return {w: [write_caption(scene, rng, w) for scene in scenes] for w in ("train", "heldout")}
+
+
+def test_vocabulary_is_as_varied_as_the_spec_asks() -> None:
+    assert len(TEMPLATES["train"][1]) >= 12
+    assert len(TEMPLATES["heldout"][1]) >= 3 and len(TEMPLATES["heldout"][2]) >= 1
+    assert len(TEMPLATES["train"][2]) >= 3
+    for shape in SHAPES:
+        assert len(SHAPE_WORDS["train"][shape]) >= 3 and SHAPE_WORDS["heldout"][shape]
+    for background in BACKGROUNDS:
+        assert len(BACKGROUND_WORDS["train"][background]) >= 3
+        assert BACKGROUND_WORDS["heldout"][background]
+    for motion in MOTIONS:
+        participles, finites = MOTION_PHRASES["train"][motion]
+        assert len(participles) >= 3 and len(participles) == len(finites)
+        participles, finites = MOTION_PHRASES["heldout"][motion]
+        assert participles and len(participles) == len(finites)
+    # Both plain lists and full sentences.
+    single = TEMPLATES["train"][1]
+    assert sum(t.endswith(".") for t in single) >= 4
+    assert sum(not t.endswith(".") for t in single) >= 4
+
+
+def test_captions_are_varied(captions: dict[str, list[str]]) -> None:
+    assert len(set(captions["train"])) > 0.9 * len(captions["train"])
+    lists = [c for c in captions["train"] if not c.endswith(".")]
+    sentences = [c for c in captions["train"] if c.endswith(".")]
+    assert lists and sentences
+    assert any(re.fullmatch(r"\w+ \w+, [\w ]+, [\w ]+", c) for c in lists)
+
+
+def test_captions_name_colours_by_their_palette_names(
+    scenes: list[Scene], captions: dict[str, list[str]]
+) -> None:
+    for wording in ("train", "heldout"):
+        for scene, caption in zip(scenes, captions[wording], strict=True):
+            words = _words(caption)
+            assert {o.colour for o in scene.objects} == words & set(COLOURS)
+
+
+def _all_phrases(wording: str) -> list[str]:
+    phrases = [
+        p
+        for table in (SHAPE_WORDS, BACKGROUND_WORDS, SIZE_WORDS)
+        for options in table[wording].values()
+        for p in options
+    ]
+    for participles, finites in MOTION_PHRASES[wording].values():
+        phrases += [*participles, *finites]
+    return phrases
+
+
+def _template_words(wording: str) -> set[str]:
+    words: set[str] = set()
+    for templates in TEMPLATES[wording].values():
+        for template in templates:
+            words |= _words(re.sub(r"\{\w+\}", " ", template))
+    return words
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{\w+\}", template)
+    return re.compile(".+?".join(re.escape(p) for p in parts), re.IGNORECASE)
+
+
+def test_held_out_wording_never_appears_in_training_captions(
+    captions: dict[str, list[str]],
+) -> None:
+    train_vocabulary = set().union(*(_words(p) for p in _all_phrases("train")))
+    train_vocabulary |= _template_words("train") | set(BACKGROUND_NOUNS)
+    # Each held-out synonym and template carries at least one word training never uses...
+    novel = set()
+    for phrase in _all_phrases("heldout"):
+        new = _words(phrase) - train_vocabulary - set(COLOURS)
+        assert new, f"held-out phrase {phrase!r} has no word of its own"
+        novel |= new
+    for templates in TEMPLATES["heldout"].values():
+        for template in templates:
+            new = _words(re.sub(r"\{\w+\}", " ", template)) - train_vocabulary
+            assert new, f"held-out template {template!r} has no word of its own"
+            novel |= new
+    # ... and no training caption contains one of those words, a held-out phrase, or a
+    # held-out template's sentence.
+    patterns = [_template_regex(t) for ts in TEMPLATES["heldout"].values() for t in ts]
+    held_phrases = [re.compile(rf"\b{re.escape(p)}\b") for p in _all_phrases("heldout")]
+    for caption in captions["train"]:
+        lower = caption.lower()
+        assert not _words(caption) & novel, caption
+        assert not any(p.search(lower) for p in held_phrases), caption
+        assert not any(p.fullmatch(caption) for p in patterns), caption
+    # Held-out captions do use the held-out wording.
+    for caption in captions["heldout"]:
+        assert _words(caption) & novel
+        assert any(p.fullmatch(caption) for p in patterns), caption
+
+
+def test_every_caption_parses_back_to_its_scene(
+    scenes: list[Scene], captions: dict[str, list[str]]
+) -> None:
+    for wording in ("train", "heldout"):
+        for scene, caption in zip(scenes, captions[wording], strict=True):
+            parsed = parse_prompt(caption)
+            assert parsed.background == scene.background, caption
+            assert [(o.colour, o.shape, o.motion) for o in parsed.objects] == [
+                (o.colour, o.shape, o.motion) for o in scene.objects
+            ], caption
+            for found, obj in zip(parsed.objects, scene.objects, strict=True):
+                assert found.size in (None, obj.size), caption
+    sizes_named = [o.size for c in captions["train"] for o in parse_prompt(c).objects]
+    assert "small" in sizes_named and "large" in sizes_named and None in sizes_named
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        (
+            "a red circle moving right on a black background",
+            ParsedPrompt("black", (PromptObject("red", "circle", "right", None),)),
+        ),
+        (
+            "A big blue ball bouncing up and down, grey background",
+            ParsedPrompt("gray", (PromptObject("blue", "circle", "bouncing", "large"),)),
+        ),
+        (
+            "small green triangle, still",
+            ParsedPrompt(None, (PromptObject("green", "triangle", "still", "small"),)),
+        ),
+        (
+            "Left-moving white square over navy",
+            ParsedPrompt("navy", (PromptObject("white", "square", "left", None),)),
+        ),
+        (
+            "A yellow square falling down and a purple circle going up, navy backdrop",
+            ParsedPrompt(
+                "navy",
+                (
+                    PromptObject("yellow", "square", "down", None),
+                    PromptObject("purple", "circle", "up", None),
+                ),
+            ),
+        ),
+        (
+            "an orange triangle that doesn't move",
+            ParsedPrompt(None, (PromptObject("orange", "triangle", "still", None),)),
+        ),
+    ],
+)
+def test_parses_plain_user_prompts(prompt: str, expected: ParsedPrompt) -> None:
+    assert parse_prompt(prompt) == expected
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("a circle moving left", "no object colour"),
+        ("a red thing moving left", "no shape"),
+        ("a red circle on a black background", "no motion"),
+        ("a red circle moving left on a white background", "not a Shapes World background"),
+        ("", "no object colour"),
+    ],
+)
+def test_unparseable_prompts_say_what_is_missing(prompt: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_prompt(prompt)
+
+
+def test_same_generator_gives_same_caption_and_bad_wording_is_refused() -> None:
+    scene = sample_scene(np.random.default_rng(0), "64x64")
+    a = write_caption(scene, np.random.default_rng(1), "train")
+    assert a == write_caption(scene, np.random.default_rng(1), "train")
+    others = {write_caption(scene, np.random.default_rng(k), "train") for k in range(20)}
+    assert len(others) > 5
+    with pytest.raises(ValueError, match="wording"):
+        write_caption(scene, np.random.default_rng(0), "fancy")  # type: ignore[arg-type]
