@@ -420,7 +420,13 @@ def _components(
     pad = 2  # window margin around a component: room for a codec's blur
     per_frame: list[list[Component]] = [[] for _ in range(num_frames)]
     for index in np.unique(colour_map[colour_map >= 0]):
-        labels, count = ndimage.label(colour_map == index, structure=_IN_FRAME)
+        # Pieces of one colour less than a pixel apart are one object: a codec's ringing can
+        # cut a thin rim off a low-contrast object. (Two objects never share a colour.)
+        mask = colour_map == index
+        labels, count = ndimage.label(
+            ndimage.binary_dilation(mask, structure=_IN_FRAME), structure=_IN_FRAME
+        )
+        labels[~mask] = 0
         ts, ys, xs = np.nonzero(labels)
         pixel_labels = labels[ts, ys, xs]
         areas = np.bincount(pixel_labels, minlength=count + 1)

@@ -107,7 +107,7 @@ async def extend_body(request: Request, settings: SettingsDep) -> ExtendBody:
     return ExtendBody(parse_request(ExtendRequest, body.fields), video)
 
 
-def video_id_path(video_id: Annotated[str, Path(max_length=128)]) -> str:
+def video_id_path(video_id: Annotated[str, Path()]) -> str:
     """Ids that cannot exist are 404 before reaching the database."""
     if not VIDEO_ID.match(video_id):
         raise NotFound(
