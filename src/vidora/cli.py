@@ -109,6 +109,35 @@ def world_export(
 # --- judge -----------------------------------------------------------------------------
 
 
+@app.command("judge")
+def judge_video(
+    video: str = typer.Argument(..., metavar="VIDEO", help="The mp4 to judge."),
+    prompt: str = typer.Option(
+        ..., "--prompt", "-p", help="The Shapes World prompt it should follow."
+    ),
+) -> None:
+    """Judge a video against a Shapes World prompt: colour, shape and motion of each object.
+
+    Prints the verdict as JSON (stdout) and a one-line answer (stderr); exits 0 either way."""
+    import json
+
+    from vidora.media import MediaError, read_mp4
+    from vidora.world.captions import parse_prompt
+    from vidora.world.judge import judge
+
+    try:
+        parsed = parse_prompt(prompt)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--prompt") from None
+    try:
+        frames, _ = read_mp4(video)
+    except MediaError as error:
+        raise typer.BadParameter(str(error), param_hint="VIDEO") from None
+    verdict = judge(frames, parsed)
+    typer.echo(json.dumps(verdict.to_dict(), indent=2))
+    typer.echo(f"{video}: {verdict.summary()}", err=True)
+
+
 # --- generate / eval / train ----------------------------------------------------------
 
 train_app = typer.Typer(help="Train the VAE, then the DiT, on Shapes World or your own videos.", no_args_is_help=True)
@@ -174,6 +203,51 @@ def _load_pipeline(checkpoint: str | None):  # -> TextToVideoPipeline
         return TextToVideoPipeline.from_pretrained(checkpoint)
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--checkpoint") from None
+
+
+@app.command("eval")
+def eval_model(
+    checkpoint: str | None = typer.Option(None, "--checkpoint", metavar="PATH", help="A model release (default: built-in)."),
+    splits: list[str] = typer.Option(["eval-seen", "eval-wording", "eval-composition"], "--split",
+                                     help="Split to score (repeat for several)."),
+    count: int = typer.Option(200, "-n", "--count", min=1, help="Prompts per split and seed."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated split seeds."),
+    output: str = typer.Option("eval-out", "-o", "--output", metavar="DIR", help="Where metrics.json and sheets go."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts generated together."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the model's)."),
+    guidance: float | None = typer.Option(None, "--guidance", min=0.0, help="Guidance scale (default: the model's)."),
+    conditioning: int = typer.Option(0, "--conditioning", min=0, metavar="N",
+                                     help="Also run the image-to-video and 8 s extension checks on N clips."),
+) -> None:
+    """Score a model with the judge on Shapes World splits: metrics.json and contact sheets."""
+    import json
+    from pathlib import Path
+
+    from vidora.eval.harness import evaluate
+    from vidora.eval.model import PipelineGenerator, extension_check, image_to_video_check
+    from vidora.eval.report import metrics_table
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--seeds must be integers separated by commas, not {seeds!r}") from None
+    pipeline = _load_pipeline(checkpoint)
+    generator = PipelineGenerator(pipeline, steps=steps, guidance=guidance, name=checkpoint or "built-in")
+    try:
+        metrics = evaluate(generator, splits, count, seed_list, output, batch_size=batch_size)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    if conditioning:
+        metrics["image_to_video"] = image_to_video_check(pipeline, n=conditioning)
+        metrics["extension_8s"] = extension_check(pipeline, n=conditioning)
+        (Path(output) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from rich.console import Console
+
+    Console().print(metrics_table(metrics))
+    for check in ("image_to_video", "extension_8s"):
+        if check in metrics:
+            typer.echo(f"{check}: {json.dumps(metrics[check])}")
+    typer.echo(f"wrote {output}/metrics.json")
 
 
 def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:

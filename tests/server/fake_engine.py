@@ -52,14 +52,19 @@ class FakeEngine:
     def __init__(self, step_seconds: float = 0.0, steps: int = 4) -> None:
         self.step_seconds = step_seconds
         self.steps = steps
+        self.calls: list[int] = []
+        """Batch size of each generate() call."""
+        self.steps_run = 0
 
     def generate(
         self, requests: list[GenerationRequest], progress: Callable[[float], None]
     ) -> list[np.ndarray]:
         if len({(r.size, r.seconds) for r in requests}) != 1:
             raise ValueError("a batch must share size and seconds")
+        self.calls.append(len(requests))
         for step in range(self.steps):
             time.sleep(self.step_seconds)
+            self.steps_run += 1
             progress((step + 1) / self.steps)
         for request in requests:
             if "[fail]" in request.prompt:

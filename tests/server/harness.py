@@ -1,8 +1,9 @@
 """Helpers that run the server the way users do: real processes on free ports.
 
-`ENGINE` names the model every test server loads. It is a deterministic stand-in
-(fake_engine.py) so the suite runs in seconds; pointing it at a tiny random pipeline is
-this one line.
+`ENGINE` names the model test servers load: a deterministic stand-in (fake_engine.py),
+so the suite runs in seconds and can check pixels; test_api_pipeline.py runs the real
+pipeline (a tiny random model) through the same server. Switching every test to the
+pipeline is the one line `ENGINE = TINY_ENGINE` (pixel checks would then need loosening).
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ import httpx
 
 from vidora.server.db import Database
 from vidora.server.keys import KeyStore
+from vidora.server.services import Services, build_services
+from vidora.server.settings import Settings
 
-ENGINE = "fake_engine:build"
-"""`module:callable` of the engine test servers load (tests/server is on their PYTHONPATH)."""
+FAKE_ENGINE = "fake_engine:build"
+"""A deterministic stand-in (fake_engine.py): pixels the tests can reason about, no torch."""
+TINY_ENGINE = "vidora.server.engine:tiny_random_engine"
+"""The real pipeline code with a 2-layer random model (test_api_pipeline.py uses it)."""
+ENGINE = FAKE_ENGINE
+"""What test servers load unless a test says otherwise (tests/server is on their PYTHONPATH)."""
 
 HERE = Path(__file__).parent
 SIZES = ["64x64", "96x64", "64x96"]
@@ -43,13 +50,15 @@ FAST_ENV = {
 """Short leases and polls, so durability tests take seconds rather than minutes."""
 
 
-def write_registry(path: Path, *, step_seconds: float = 0.0, engine: str = ENGINE) -> Path:
+def write_registry(path: Path, *, engine: str = ENGINE, step_seconds: float = 0.0) -> Path:
+    """A registry with the built-in model's name, sizes and aliases, served by `engine`."""
+    options = f"{{step_seconds: {step_seconds}}}" if engine == FAKE_ENGINE else "{}"
     path.write_text(
         "default: vidora-shapes-v1\n"
         "models:\n"
         "  - id: vidora-shapes-v1\n"
         f"    engine: {engine}\n"
-        f"    options: {{step_seconds: {step_seconds}}}\n"
+        f"    options: {options}\n"
         f"    sizes: {SIZES}\n"
         "    seconds: [4, 8, 12]\n"
         "aliases:\n"
@@ -141,6 +150,8 @@ class Deployment:
     root: Path
     db_url: str | None = None
     step_seconds: float = 0.0
+    engine: str | None = ENGINE
+    """`module:callable` the test registry names; None runs the built-in registry."""
     env: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
     _count: itertools.count = field(default_factory=itertools.count)
@@ -159,13 +170,23 @@ class Deployment:
         db.create_schema()
         return db
 
-    def _common(self) -> list[str]:
+    def _registry(self) -> Path | None:
+        """The registry file the processes use; None (no --models) for the built-in one."""
+        if self.engine is None:
+            return None
         if not self.models.exists():
-            write_registry(self.models, step_seconds=self.step_seconds)
-        args = ["--data-dir", str(self.data_dir), "--models", str(self.models)]
+            write_registry(self.models, engine=self.engine, step_seconds=self.step_seconds)
+        return self.models
+
+    def _common(self) -> list[str]:
+        args = ["--data-dir", str(self.data_dir)]
+        registry = self._registry()
+        args += ["--models", str(registry)] if registry else []
         return args + (["--db", self.db_url] if self.db_url else [])
 
-    def server(self, *args: str, env: dict[str, str] | None = None, start: bool = True) -> Proc:
+    def server(
+        self, *args: str, env: dict[str, str] | None = None, start: bool = True, timeout: float = 60
+    ) -> Proc:
         port = free_port()
         proc = Proc(
             ["serve", "--port", str(port), *self._common(), *args],
@@ -174,7 +195,7 @@ class Deployment:
             port=port,
         )
         self.procs.append(proc)
-        return proc.start() if start else proc
+        return proc.start(timeout) if start else proc
 
     def worker(self, *args: str, env: dict[str, str] | None = None) -> Proc:
         proc = Proc(
@@ -184,6 +205,16 @@ class Deployment:
         )
         self.procs.append(proc)
         return proc.start()
+
+    def services(self) -> Services:
+        """The server's services in this process (no threads): queue jobs without HTTP."""
+        settings = Settings(
+            data_dir=self.data_dir,
+            db_url=self.db_url or "",
+            models_file=self._registry(),
+            auth=False,
+        )
+        return build_services(settings)
 
     def key(self, name: str, **limits: int) -> str:
         db = self.database()

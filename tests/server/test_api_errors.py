@@ -338,3 +338,17 @@ def test_authentication(api: Api) -> None:
     api.error(
         httpx.get(url, headers={"Authorization": f"Bearer {tampered}"}), 401, code="invalid_api_key"
     )
+
+
+def test_a_body_without_content_length_is_still_limited(api: Api) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"prompt": "ok", "input_reference": {"image_url": "data:image/png;base64,'
+        for _ in range(40):  # 2.6 MB, over the 1.3 MB this server allows a body
+            yield b"A" * 65536
+        yield b'"}}'
+
+    response = api.http.post(
+        "/videos", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    api.error(response, 413, code="payload_too_large")

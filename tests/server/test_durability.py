@@ -1,7 +1,9 @@
 """Durability with real processes, on SQLite and on PostgreSQL: no job lost, none doubled,
 whatever happens to the workers.
 
-Leases are 2 s here (FAST_ENV), so a killed worker's job is taken over within seconds.
+Jobs are queued through the same VideoService the API uses, in this process, so the
+time goes to the workers under test rather than to starting an API server. Leases are
+2 s (FAST_ENV), so a killed worker's job is taken over within seconds.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from harness import Deployment, PostgresCluster
+from harness import Deployment, PostgresCluster, Proc
 from sqlalchemy import select
 
 from vidora.server.db import videos
-from vidora.server.jobs import Job
+from vidora.server.jobs import COMPLETED, FAILED, IN_PROGRESS, QUEUED, Job
+from vidora.server.protocol import CreateVideoRequest
+from vidora.server.services import Services
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -30,21 +34,36 @@ def deployment_on(request: pytest.FixtureRequest, deployment: Deployment) -> Ite
     yield deployment
 
 
-def client_for(deployment: Deployment, base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=base_url, api_key=deployment.key(f"k{time.monotonic_ns()}"), max_retries=0
-    )
+@pytest.fixture
+def services(deployment_on: Deployment) -> Iterator[Services]:
+    services = deployment_on.services()
+    yield services
+    services.db.dispose()
 
 
-def wait_all(client: openai.OpenAI, ids: list[str], timeout: float = 90) -> dict[str, str]:
+def queue_jobs(services: Services, count: int, **fields: object) -> list[str]:
+    sizes = ["64x64", "96x64"]
+    return [
+        services.videos.create(
+            None, CreateVideoRequest(prompt=f"job {i}", size=sizes[i % 2], **fields), None
+        ).id
+        for i in range(count)
+    ]
+
+
+def job(services: Services, video_id: str) -> Job:
+    """The row as the database holds it, whichever key owns it."""
+    with services.db.read() as conn:
+        return Job.from_row(conn.execute(select(videos).where(videos.c.id == video_id)).one())
+
+
+def wait_for(services: Services, ids: list[str], statuses: set[str], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
-    statuses: dict[str, str] = {}
     while time.monotonic() < deadline:
-        statuses = {video_id: client.videos.retrieve(video_id).status for video_id in ids}
-        if all(status in ("completed", "failed") for status in statuses.values()):
-            return statuses
-        time.sleep(0.2)
-    raise AssertionError(f"not finished in {timeout} s: {statuses}")
+        if all(job(services, video_id).status in statuses for video_id in ids):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not {statuses} in {timeout} s: {[job(services, i).status for i in ids]}")
 
 
 def completions(deployment: Deployment) -> Counter[str]:
@@ -59,69 +78,58 @@ def completions(deployment: Deployment) -> Counter[str]:
     return counts
 
 
-def rows(deployment: Deployment, ids: list[str]) -> dict[str, Job]:
-    """The job rows as the database holds them, whoever owns them."""
-    db = deployment.database()
-    try:
-        with db.read() as conn:
-            found = conn.execute(select(videos).where(videos.c.id.in_(ids))).all()
-        return {row.id: Job.from_row(row) for row in found}
-    finally:
-        db.dispose()
-
-
 def test_two_workers_on_one_queue_finish_20_jobs_none_lost_or_doubled(
-    deployment_on: Deployment,
+    deployment_on: Deployment, services: Services
 ) -> None:
     deployment = deployment_on
     deployment.step_seconds = 0.05
-    api = deployment.server("--no-worker")
-    for _ in range(2):
-        deployment.worker("--batch-size", "3")
-    client = client_for(deployment, api.base_url)
-    ids = [
-        client.videos.create(prompt=f"job {i}", size=["64x64", "96x64"][i % 2]).id
-        for i in range(20)
-    ]
-    assert set(wait_all(client, ids).values()) == {"completed"}
+    ids = queue_jobs(services, 20)
+    workers = [deployment.worker("--batch-size", "3") for _ in range(2)]
+    wait_for(services, ids, {COMPLETED, FAILED})
+    assert {job(services, video_id).status for video_id in ids} == {COMPLETED}
     assert completions(deployment) == Counter({video_id: 1 for video_id in ids})
-    found = rows(deployment, ids)
-    assert all(row.attempts == 1 for row in found.values())
-    for video_id, row in found.items():
+    for video_id in ids:
+        row = job(services, video_id)
+        assert row.attempts == 1
         folders = list((deployment.data_dir / "files" / video_id).iterdir())
         assert [folder.name for folder in folders] == [row.output_dir]
+    busy = [proc for proc in workers if "job claimed" in proc.log()]
+    assert len(busy) == 2, "both workers should have taken jobs"
 
 
-def test_a_killed_worker_leaves_its_video_to_the_other(deployment_on: Deployment) -> None:
+def test_a_killed_worker_leaves_its_video_to_the_other(
+    deployment_on: Deployment, services: Services
+) -> None:
     deployment = deployment_on
     deployment.step_seconds = 0.4  # 1.6 s per batch: long enough to be killed mid-job
-    api = deployment.server("--no-worker")
-    doomed = deployment.worker()
-    client = client_for(deployment, api.base_url)
-    video = client.videos.create(prompt="survives its worker")
-    deadline = time.monotonic() + 30
-    while client.videos.retrieve(video.id).status != "in_progress":
-        assert time.monotonic() < deadline, deployment.logs()
-        time.sleep(0.05)
-    doomed.kill()
-    deployment.worker()
-    done = client.videos.poll(video.id)
-    assert done.status == "completed", done.error
-    assert rows(deployment, [video.id])[video.id].attempts == 2
-    assert completions(deployment) == Counter({video.id: 1})
-    assert len(client.videos.download_content(video.id).content) > 0
+    workers = [deployment.worker() for _ in range(2)]
+    [video_id] = queue_jobs(services, 1)
+    wait_for(services, [video_id], {IN_PROGRESS})
+    owner = job(services, video_id).lease_owner or ""
+    doomed: Proc = next(p for p in workers if p.process and f":{p.process.pid}:" in owner)
+    doomed.kill()  # SIGKILL: no cleanup, no release
+    wait_for(services, [video_id], {COMPLETED, FAILED})
+    done = job(services, video_id)
+    assert done.status == COMPLETED and done.attempts == 2
+    assert done.output_dir is not None
+    assert services.storage.output_path(video_id, done.output_dir, "video").stat().st_size > 0
+    assert completions(deployment) == Counter({video_id: 1})
 
 
 def test_a_restarted_server_finishes_every_queued_job(deployment_on: Deployment) -> None:
     deployment = deployment_on
     deployment.step_seconds = 0.2
     first = deployment.server("--batch-size", "2")
-    client = client_for(deployment, first.base_url)
+    client = openai.OpenAI(base_url=first.base_url, api_key=deployment.key("k"), max_retries=0)
     ids = [client.videos.create(prompt=f"before restart {i}", seconds="8").id for i in range(6)]
-    first.stop()  # SIGTERM: a batch in progress is handed back
-    statuses = [row.status for row in rows(deployment, ids).values()]
-    assert "queued" in statuses and "in_progress" not in statuses
-    second = deployment.server("--batch-size", "2")
-    client = openai.OpenAI(base_url=second.base_url, api_key=client.api_key, max_retries=0)
-    assert set(wait_all(client, ids).values()) == {"completed"}
+    first.stop()  # SIGTERM: the batch in progress is handed back
+    services = deployment.services()
+    try:
+        statuses = [job_row.status for job_row in (job(services, i) for i in ids)]
+        assert QUEUED in statuses and IN_PROGRESS not in statuses
+        deployment.server("--batch-size", "2")
+        wait_for(services, ids, {COMPLETED, FAILED})
+        assert {job(services, video_id).status for video_id in ids} == {COMPLETED}
+    finally:
+        services.db.dispose()
     assert completions(deployment) == Counter({video_id: 1 for video_id in ids})

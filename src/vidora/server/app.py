@@ -39,6 +39,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.start(worker=settings.embedded_worker)
+        if settings.auth and not services.keys.list():
+            log.warning(
+                "no API keys yet: every request will be refused until `vidora keys create NAME`"
+            )
         log.info(
             "server started",
             extra={

@@ -168,13 +168,14 @@ class Database:
         parsed = make_url(url)
         self.url = url
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"future": True}
+        # The API serves sync routes from a 40-thread pool: let each thread hold a connection.
+        kwargs: dict[str, Any] = {"future": True, "pool_size": 20, "max_overflow": 30}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            kwargs["pool_pre_ping"] = True
             if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
                 url = str(parsed.set(drivername="postgresql+psycopg"))  # psycopg 3 is what we ship
         self.engine: Engine = create_engine(url, **kwargs)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from vidora.world.spec import FPS
+
+if TYPE_CHECKING:
+    from vidora.pipelines import TextToVideoPipeline
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,59 @@ class Engine(Protocol):
         ...
 
 
-def builtin_engine(**options: object) -> Engine:
-    """The built-in model (`vidora-shapes-v1`), loaded from the package's weights."""
-    raise RuntimeError(
-        "the built-in model is not available yet: vidora.pipelines provides no pipeline"
-    )
+class PipelineEngine:
+    """A `vidora.pipelines.TextToVideoPipeline` behind the Engine protocol.
+
+    The pipeline takes one steps/guidance value per call and conditioning for all prompts
+    of a call or none, so a batch is split into groups that agree on those; each group is
+    one pipeline call, and progress runs over the whole batch.
+    """
+
+    def __init__(self, pipeline: TextToVideoPipeline) -> None:
+        self.pipeline = pipeline
+
+    def generate(
+        self, requests: list[GenerationRequest], progress: Callable[[float], None]
+    ) -> list[np.ndarray]:
+        groups: dict[tuple[bool, bool, int | None, float | None], list[int]] = {}
+        for index, r in enumerate(requests):
+            key = (r.first_frame is not None, r.extend_from is not None, r.steps, r.guidance)
+            groups.setdefault(key, []).append(index)
+        results: list[np.ndarray | None] = [None] * len(requests)
+        done = 0
+        for (has_image, has_video, steps, guidance), indices in groups.items():
+            group = [requests[i] for i in indices]
+
+            def report(share: float, done: int = done, size: int = len(group)) -> None:
+                progress((done + share * size) / len(requests))
+
+            output = self.pipeline(
+                prompt=[r.prompt for r in group],
+                negative_prompt=[r.negative_prompt or "" for r in group],
+                size=group[0].size,
+                seconds=group[0].seconds,
+                steps=steps,
+                guidance=guidance,
+                seed=[r.seed for r in group],
+                image=[r.first_frame for r in group] if has_image else None,  # type: ignore[misc]
+                video=[r.extend_from for r in group] if has_video else None,  # type: ignore[misc]
+                progress=report,
+            )
+            for index, frames in zip(indices, output.videos, strict=True):
+                results[index] = frames
+            done += len(group)
+        return [frames for frames in results if frames is not None]
+
+
+def builtin_engine(checkpoint: str | None = None, device: str = "cpu") -> Engine:
+    """The built-in model (`vidora-shapes-v1`), or another release file by path."""
+    from vidora.pipelines import TextToVideoPipeline
+
+    return PipelineEngine(TextToVideoPipeline.from_pretrained(checkpoint, device=device))
+
+
+def tiny_random_engine(seed: int = 0) -> Engine:
+    """A 2-layer random pipeline: real code, meaningless videos; for tests."""
+    from vidora.pipelines import TextToVideoPipeline
+
+    return PipelineEngine(TextToVideoPipeline.tiny_random(seed))

@@ -21,8 +21,9 @@ import numpy as np
 from fastapi import Request
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
+from starlette.types import Message
 
-from vidora.server.errors import InvalidRequest, PayloadTooLarge
+from vidora.server.errors import APIError, InvalidRequest, PayloadTooLarge
 
 IMAGE_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 MAX_IMAGE_PIXELS = 40_000_000
@@ -59,6 +60,7 @@ async def read_body(request: Request, *, max_file_bytes: int) -> Body:
     limit = max_file_bytes * 4 // 3 + 1024 * 1024  # a data URL of the largest file, plus fields
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is {int(declared)} bytes; the limit is {limit} bytes.")
+    request = _limited(request, limit)  # a body sent without Content-Length is counted as it comes
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return await _read_form(request, max_file_bytes, limit)
     if content_type in ("application/json", "") or content_type.endswith("+json"):
@@ -84,9 +86,27 @@ async def read_body(request: Request, *, max_file_bytes: int) -> Body:
     )
 
 
+def _limited(request: Request, limit: int) -> Request:
+    """The same request, whose body stops with PayloadTooLarge after `limit` bytes."""
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def _read_form(request: Request, max_file_bytes: int, limit: int) -> Body:
     try:
         form = await request.form(max_files=4, max_fields=64, max_part_size=limit)
+    except APIError:
+        raise
     except Exception as error:  # Starlette raises its own types for every malformed body
         detail = getattr(error, "detail", None) or getattr(error, "message", None) or str(error)
         raise InvalidRequest(f"Malformed form body: {detail}", code="invalid_multipart") from None

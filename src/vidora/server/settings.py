@@ -12,7 +12,7 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +135,6 @@ class Settings:
                 values[f.name] = _parse(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-    def with_overrides(self, **overrides: Any) -> Settings:
-        """A copy with some fields replaced (None values ignored)."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def check_webhook_secret(secret: str, what: str = "webhook secret") -> None:

@@ -8,6 +8,7 @@ one (404), so ids leak nothing.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,21 @@ from vidora.server.storage import VARIANTS, Storage
 from vidora.world.spec import FPS
 
 log = logging.getLogger("vidora.server")
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """What an edit or an extension starts from."""
+
+    frames: np.ndarray
+    """(T, H, W, 3) uint8 at 8 fps, at the upload's own size."""
+    spec: ModelSpec
+    model: str
+    """The name the new video reports (the source's, alias kept)."""
+    size: str
+    seconds: float
+    id: str | None
+    """The source video's id, when it is one of ours."""
 
 
 @dataclass(frozen=True)
@@ -139,12 +155,7 @@ class VideoService:
     def remix(self, key: ApiKey | None, video_id: str, request: RemixRequest) -> Job:
         """The source's model, size, seconds, seed and inputs, with a new prompt."""
         source = self._completed_source(key, video_id, "video_id")
-        if source.engine_model not in self.registry.models:
-            raise InvalidRequest(
-                f"Video '{video_id}' was made by {source.engine_model}, "
-                "which this server no longer offers.",
-                param="video_id",
-            )
+        self._model_of(source, "video_id")
         new_id = new_video_id()
         self.storage.copy_inputs(source.id, new_id)
         job = NewJob(
@@ -170,37 +181,36 @@ class VideoService:
 
     def edit(self, key: ApiKey | None, request: EditRequest, upload: Upload | None) -> Job:
         """A new video that starts from the source's first frame and follows the new prompt."""
-        frames, spec, size, source_id, source_seconds = self._source_video(
-            key, request.video, upload
+        source = self._source_video(key, request.video, upload)
+        seconds = max(
+            (s for s in source.spec.seconds if s <= source.seconds), default=source.spec.seconds[0]
         )
-        seconds = max((s for s in spec.seconds if s <= source_seconds), default=spec.seconds[0])
-        params = self._params(spec, size, seconds, request.prompt, request.seed, model=spec.id)
+        params = self._params(source, seconds, request.prompt, request.seed)
         video_id = new_video_id()
-        width, height = _dims(size)
-        self.storage.save_first_frame(video_id, fit_frames(frames[:1], width, height)[0])
+        width, height = _dims(source.size)
+        self.storage.save_first_frame(video_id, fit_frames(source.frames[:1], width, height)[0])
         job = _new_job(
-            video_id, key, "edit", params, has_first_frame=True, source_video_id=source_id
+            video_id, key, "edit", params, has_first_frame=True, source_video_id=source.id
         )
         return self._queue(key, job)
 
     def extend(self, key: ApiKey | None, request: ExtendRequest, upload: Upload | None) -> Job:
         """A continuation of `seconds`; the result is the source followed by the new frames."""
-        frames, spec, size, source_id, _ = self._source_video(key, request.video, upload)
-        seconds = check_seconds(spec, request.seconds, "seconds")
-        params = self._params(spec, size, seconds, request.prompt, request.seed, model=spec.id)
-        width, height = _dims(size)
-        frames = fit_frames(frames, width, height)
+        source = self._source_video(key, request.video, upload)
+        seconds = check_seconds(source.spec, request.seconds, "seconds")
+        params = self._params(source, seconds, request.prompt, request.seed)
+        width, height = _dims(source.size)
+        frames = fit_frames(source.frames, width, height)
         video_id = new_video_id()
         self.storage.save_extend_from(video_id, frames)
-        total = round((len(frames) + seconds * FPS) / FPS)
         job = _new_job(
             video_id,
             key,
             "extend",
             params,
             has_extend_from=True,
-            source_video_id=source_id,
-            total_seconds=total,
+            source_video_id=source.id,
+            total_seconds=round((len(frames) + seconds * FPS) / FPS),
         )
         return self._queue(key, job)
 
@@ -279,10 +289,20 @@ class VideoService:
             )
         return job
 
+    def _model_of(self, job: Job, param: str) -> ModelSpec:
+        spec = self.registry.models.get(job.engine_model)
+        if spec is None:
+            raise InvalidRequest(
+                f"Video '{job.id}' was made by {job.engine_model}, "
+                "which this server no longer offers.",
+                param=param,
+            )
+        return spec
+
     def _source_video(
         self, key: ApiKey | None, reference: VideoReference | None, upload: Upload | None
-    ) -> tuple[np.ndarray, ModelSpec, str, str | None, float]:
-        """(frames at 8 fps, model, size, source id, source seconds) from an id or an upload."""
+    ) -> SourceVideo:
+        """The video an edit or extension starts from: one of ours by id, or an upload."""
         from vidora.media import MediaError, read_mp4
 
         max_frames = self.settings.max_source_seconds * FPS + 1
@@ -291,12 +311,11 @@ class VideoService:
                 "Send 'video' either as a file or as {\"id\": ...}, not both.", param="video"
             )
         if reference is not None:
-            source = self._completed_source(key, reference.id, "video.id")
-            spec = self.registry.models.get(source.engine_model) or self.registry.resolve(None)
-            assert spec is not None
-            path = self.storage.output_path(source.id, source.output_dir or "", "video")
+            job = self._completed_source(key, reference.id, "video.id")
+            spec = self._model_of(job, "video.id")
+            path = self.storage.output_path(job.id, job.output_dir or "", "video")
             frames, _ = read_mp4(path, fps=FPS, max_frames=max_frames)
-            return frames, spec, source.size, source.id, float(source.total_seconds)
+            return SourceVideo(frames, spec, job.model, job.size, float(job.total_seconds), job.id)
         if upload is None:
             raise InvalidRequest(
                 'Missing required parameter: \'video\' (a file, or {"id": "video_..."}).',
@@ -318,22 +337,20 @@ class VideoService:
                 param="video",
                 code="video_too_long",
             )
-        spec = self.registry.resolve(None)
-        assert spec is not None
+        spec = self.registry.models[self.registry.default]
         size = closest_size(frames.shape[2], frames.shape[1], spec.sizes)
-        return frames, spec, size, None, frames.shape[0] / FPS
+        return SourceVideo(frames, spec, spec.id, size, frames.shape[0] / FPS, None)
 
+    @staticmethod
     def _params(
-        self, spec: ModelSpec, size: str, seconds: int, prompt: str, seed: int | None, *, model: str
+        source: SourceVideo, seconds: int, prompt: str, seed: int | None
     ) -> GenerationParams:
-        import random
-
         return GenerationParams(
-            model=model,
-            spec=spec,
+            model=source.model,
+            spec=source.spec,
             prompt=prompt,
             negative_prompt=None,
-            size=size,
+            size=source.size,
             seconds=seconds,
             seed=seed if seed is not None else random.randint(0, MAX_SEED),
             steps=None,

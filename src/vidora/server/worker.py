@@ -109,7 +109,9 @@ class Worker:
                 "job claimed",
                 extra={"video_id": job.id, "attempt": job.attempts, "batch": len(claim.jobs)},
             )
-        pulse = _Heartbeat(self.queue, claim, self.settings.heartbeat_seconds, self.stop_event)
+        pulse = _Heartbeat(
+            self.queue, claim, self.settings.heartbeat_seconds, self.stop_event, self._register
+        )
         pulse.start()
         try:
             requests, jobs = self._load_inputs(claim)
@@ -288,9 +290,15 @@ class _Heartbeat:
     """Renews a claim's lease and writes progress while the engine runs."""
 
     def __init__(
-        self, queue: JobQueue, claim: Claim, interval: float, stopping: threading.Event
+        self,
+        queue: JobQueue,
+        claim: Claim,
+        interval: float,
+        stopping: threading.Event,
+        alive: Callable[[], None],
     ) -> None:
         self.queue = queue
+        self.alive = alive  # the worker's own "still here" record, for /healthz
         self.claim = claim
         self.interval = min(interval, 1.0)  # progress should move at least once a second
         self.lease_interval = interval
@@ -329,6 +337,7 @@ class _Heartbeat:
                 continue
             self._written = percent
             last_beat = time.monotonic()
+            self.alive()
             if not alive:
                 self.cancelled = True
 

@@ -14,25 +14,39 @@ reads frames from any model, at any size (every length is scaled by s = min(w, h
 7. consistency: the share of frames with the prompted colour in the prompted shape.
 
 Where the reference method leaves room, the judge is made robust for generated and
-compressed video (the renderer's own clips must still score 100%):
+compressed video (the renderer's own clips must still score 100%, raw and after mp4):
 
-- A foreground component whose pixels hold two palette colours in strength (one object
-  drawn over another, touching) is split by colour, so overlapping objects stay apart.
-- A colour is *seen* in a frame when it has a component of at least 12·s² px; it is *found*
-  in a video when it is seen in at least half of the frames, so a flicker is not an object.
-- Shape and motion lean on the frames where the object is whole: frames whose area is
-  well under the object's usual area (hidden behind another object, cut by the frame edge)
-  are left out when enough whole frames remain. The shape is the majority over those frames.
-- Net displacement is a Theil-Sen (median of pairwise slopes) fit, so a few jittery or
-  half-hidden frames do not move a still object. A bounce must be real: the object falls
-  at least 8·s px while speeding up (a quadratic fit curves downward), then rises at least
-  3·s px, on a track with gaps interpolated and single-frame outliers removed (median of 3).
+- Colour: a foreground component whose inside (eroded, so a codec's one-pixel rim of
+  in-between colour does not count) holds two palette colours is two touching objects, and
+  is split by colour. Pixels are read as background blended with a palette colour, so a
+  soft edge is its object's colour, not a third one. Pieces of one colour less than a pixel
+  apart are one object (codec ringing can cut a rim off a low-contrast object).
+- Seen and found: a colour is *seen* in a frame when it has a component of at least
+  12·s² px; it is *found* in a video when seen in at least half of the frames.
+- Shape: measured on the pixels that are at least half the object's colour (read from
+  brightness, which codecs keep at full resolution, when it differs enough from the
+  background), so blur neither grows a high-contrast object nor shrinks a low-contrast
+  one; lone noisy pixels and holes are cleaned. The nearest reference shape is chosen on
+  fill ratio *and* top-half share (a triangle, apex up, holds a quarter of its area in
+  the top half of its box, a circle or square half): small pixelated triangles fill their
+  box more than 0.5, and the second feature keeps them triangles. The object's shape is
+  the majority over the frames where it is whole (see below).
+- Whole frames: frames whose area is well under the object's usual area (hidden behind
+  another object, cut by the frame edge) are left out of shape and motion when enough
+  whole frames remain.
+- Motion: net displacement is a Theil-Sen fit (median of pairwise slopes) times the
+  span, so a few jittery or half-hidden frames do not move a still object. A bounce must
+  be real: the object falls at least 8·s px while speeding up (a quadratic fit of the
+  fall curves downward), then rises at least 3·s px, on a track with gaps interpolated
+  and single-frame outliers removed (median of 3).
 
 Accuracy, per prompted object, as the evaluation reports it:
 
 - colour: the prompted colour is found;
 - shape: the colour is found and its majority shape is the prompted shape;
-- motion: the colour is found and its motion is the prompted motion.
+- motion: the colour is found and its motion is the prompted motion;
+- consistency: the share of all frames in which the colour is seen in the prompted shape
+  (a frame where the object touches the frame edge counts as its majority shape).
 
 A video *adheres* when every prompted object is right in all three. The background is
 reported (and compared with the prompt's) but, as in the spec, is not part of adherence.
@@ -48,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import ndimage
 
+from vidora.world.captions import ParsedPrompt, PromptObject, parse_prompt
 from vidora.world.spec import (
     BACKGROUNDS,
     COLOURS,
@@ -59,7 +74,6 @@ from vidora.world.spec import (
 )
 
 if TYPE_CHECKING:
-    from vidora.world.captions import ParsedPrompt
     from vidora.world.scene import Scene
 
 COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
@@ -71,6 +85,8 @@ _BACKGROUND_RGB = np.array([BACKGROUNDS[name] for name in _BACKGROUND_NAMES], dt
 # 8-connected within a frame, never across frames: one `label` call covers a whole clip.
 _IN_FRAME = np.zeros((3, 3, 3), dtype=bool)
 _IN_FRAME[1] = True
+_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+_CROSS_NEIGHBOURS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=np.int8)
 _IN_FRAME_CROSS = np.zeros((3, 3, 3), dtype=bool)
 _IN_FRAME_CROSS[1] = ndimage.generate_binary_structure(2, 1)
 
@@ -104,12 +120,14 @@ class Component:
     frame: int
     colour: str
     area: int
+    """Pixels of the component (foreground pixels of this colour)."""
     centroid: tuple[float, float]
     """(x, y) in pixels; y grows downward."""
     bbox: tuple[int, int, int, int]
-    """(x0, y0, x1, y1), end-exclusive."""
+    """(x0, y0, x1, y1), end-exclusive, of the pixels at least half the object's colour."""
     touches_edge: bool
     fill_ratio: float
+    """Area over box area, both of the pixels at least half the object's colour."""
     top_share: float
     """Share of the object's area in the top half of its box (a triangle's apex is up)."""
     shape: str | None
@@ -140,11 +158,16 @@ class ColourTrack:
 
     def whole_frames(self) -> np.ndarray:
         """Indices of frames where the object looks whole (see WHOLE_AREA), else all seen."""
-        seen = np.flatnonzero(self.seen)
-        if len(seen) == 0:
-            return seen
-        whole = seen[self.areas[seen] >= WHOLE_AREA * np.percentile(self.areas[seen], 75)]
-        return whole if len(whole) >= max(2, len(seen) // 4) else seen
+        return _whole_frames(np.flatnonzero(self.seen), self.areas)
+
+
+def _whole_frames(seen: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """The frames of `seen` whose area is near the object's usual area, when there are
+    enough of them (a quarter of the seen frames, and two); else all of `seen`."""
+    if len(seen) == 0:
+        return seen
+    whole = seen[areas[seen] >= WHOLE_AREA * np.percentile(areas[seen], 75)]
+    return whole if len(whole) >= max(2, len(seen) // 4) else seen
 
 
 @dataclass(frozen=True)
@@ -239,20 +262,19 @@ class Verdict:
         }
 
     def summary(self) -> str:
-        """One line for people: 'adheres' or what went wrong, object by object."""
+        """One line for people: 'adheres', or what is wrong with which object."""
         if self.adheres:
             return "adheres"
         problems = []
         for obj in self.objects:
-            name = f"{obj.colour} {obj.shape} {obj.motion}"
             if not obj.found:
-                problems.append(f"{name}: {obj.colour} not found")
-                continue
-            if not obj.shape_ok:
-                problems.append(f"{name}: shape {obj.detected_shape}")
-            if not obj.motion_ok:
-                problems.append(f"{name}: motion {obj.detected_motion}")
-        return "fails: " + "; ".join(problems)
+                wrong = [f"no {obj.colour} object"]
+            else:
+                wrong = [f"shape {obj.detected_shape}"] * (not obj.shape_ok)
+                wrong += [f"motion {obj.detected_motion}"] * (not obj.motion_ok)
+            if wrong:
+                problems.append(f"{obj.colour} {obj.shape} {obj.motion}: {', '.join(wrong)}")
+        return "does not adhere: " + "; ".join(problems)
 
 
 def frame_scale(width: int, height: int) -> float:
@@ -282,14 +304,26 @@ def frame_backgrounds(frames: np.ndarray) -> np.ndarray:
     border = np.concatenate(
         [frames[:, 0], frames[:, -1], frames[:, 1:-1, 0], frames[:, 1:-1, -1]], axis=1
     ).astype(np.int32)  # (T, N, 3)
-    out = np.empty((len(frames), 3), dtype=np.float32)
-    for t, pixels in enumerate(border):
-        keys = (pixels[:, 0] // 8) * 1024 + (pixels[:, 1] // 8) * 32 + pixels[:, 2] // 8
-        values, counts = np.unique(keys, return_counts=True)
-        mode = values[np.argmax(counts)]
-        centre = np.array([mode // 1024, (mode // 32) % 32, mode % 32]) * 8 + 4
-        near = pixels[np.linalg.norm(pixels - centre, axis=1) <= 20]
-        out[t] = np.median(near, axis=0)
+    keys = (border[..., 0] // 8) * 1024 + (border[..., 1] // 8) * 32 + border[..., 2] // 8
+    offsets = np.arange(len(border))[:, None] * 32768
+    votes = np.bincount((keys + offsets).ravel(), minlength=len(border) * 32768)
+    mode = votes.reshape(len(border), 32768).argmax(axis=1)  # (T,)
+    centre = np.stack([mode // 1024, (mode // 32) % 32, mode % 32], axis=1) * 8 + 4  # (T, 3)
+    near = np.linalg.norm(border - centre[:, None], axis=-1) <= 20  # (T, N)
+    return np.nanmedian(np.where(near[..., None], border, np.nan), axis=1).astype(np.float32)
+
+
+def _grouped_median(values: np.ndarray, groups: np.ndarray, num_groups: int) -> np.ndarray:
+    """Per-group median of values (N, C) for group ids in [0, num_groups): (num_groups, C),
+    NaN for empty groups. One sort per channel instead of one median call per object."""
+    counts = np.bincount(groups, minlength=num_groups)
+    starts = np.cumsum(counts) - counts
+    has = counts > 0
+    low, high = (starts + (counts - 1) // 2)[has], (starts + counts // 2)[has]
+    out = np.full((num_groups, values.shape[1]), np.nan, dtype=np.float64)
+    for channel in range(values.shape[1]):
+        ordered = values[np.lexsort((values[:, channel], groups)), channel]
+        out[has, channel] = (ordered[low] + ordered[high]) / 2
     return out
 
 
@@ -338,26 +372,31 @@ def _colour_map(
     alpha, residual = _unmix(pixel_rgb, pixel_bg, _PALETTE)  # (N, 8) each
     nearest = residual.argmin(axis=1)
     core = (residual.min(axis=1) < CORE_DISTANCE) & (alpha[np.arange(len(nearest)), nearest] > 0.5)
-    # A colour votes for a split with its eroded core: a codec leaves a rim of in-between
-    # colour one pixel wide around an object, which erosion removes, while a second object
-    # keeps an inside.
-    core_map = np.full(labels.shape, -1, dtype=np.int16)
-    core_map[in_kept] = np.where(core, nearest, -1)
+    threshold = max(1, min_area // 3)
     core_counts = np.zeros((count + 1, len(COLOUR_NAMES)), dtype=np.int64)
-    for index in np.unique(nearest[core]):
-        inside = ndimage.binary_erosion(core_map == index, structure=_IN_FRAME_CROSS)
-        core_counts[:, index] = np.bincount(labels[inside], minlength=count + 1)
-    strong = core_counts >= max(1, min_area // 3)  # (L+1, 8)
+    np.add.at(core_counts, (pixel_labels[core], nearest[core]), 1)
+    mixed = np.flatnonzero((core_counts >= threshold).sum(axis=1) >= 2)
+    if len(mixed):
+        # A colour votes for a split with its eroded core: a codec leaves a rim of
+        # in-between colour one pixel wide around an object, which erosion removes, while a
+        # second object keeps an inside.
+        core_map = np.full(labels.shape, -1, dtype=np.int16)
+        core_map[in_kept] = np.where(core, nearest, -1)
+        for index in np.flatnonzero((core_counts[mixed] >= threshold).any(axis=0)):
+            inside = ndimage.binary_erosion(core_map == index, structure=_IN_FRAME_CROSS)
+            core_counts[:, index] = np.bincount(labels[inside], minlength=count + 1)
+    strong = core_counts >= threshold  # (L+1, 8)
 
-    pixel_colour = np.empty(len(pixel_labels), dtype=np.int16)
-    for label in kept:
+    # The spec's rule: a component's colour is the palette colour nearest its median RGB.
+    medians = _grouped_median(pixel_rgb, pixel_labels, count + 1)  # (L+1, 3)
+    label_colour = np.linalg.norm(
+        np.nan_to_num(medians)[:, None] - _PALETTE[None], axis=-1
+    ).argmin(axis=1)
+    pixel_colour = label_colour[pixel_labels].astype(np.int16)
+    for label in np.flatnonzero(strong.sum(axis=1) >= 2):
         mine = pixel_labels == label
-        if strong[label].sum() >= 2:
-            choices = np.where(strong[label], residual[mine], np.inf)
-            pixel_colour[mine] = choices.argmin(axis=1)
-        else:
-            median = np.median(pixel_rgb[mine], axis=0)
-            pixel_colour[mine] = np.linalg.norm(_PALETTE - median, axis=1).argmin()
+        choices = np.where(strong[label], residual[mine], np.inf)
+        pixel_colour[mine] = choices.argmin(axis=1)
     colour_map[in_kept] = pixel_colour
     return colour_map, labels
 
@@ -379,28 +418,33 @@ def _blend_share(rgb: np.ndarray, background: np.ndarray, colour: np.ndarray) ->
 
 
 def _shape_features(
-    rgb: np.ndarray, background: np.ndarray, colour: np.ndarray, allowed: np.ndarray
+    rgb: np.ndarray,
+    background: np.ndarray,
+    colour: np.ndarray,
+    component: np.ndarray,
+    near: np.ndarray,
 ) -> tuple[float, float, tuple[int, int, int, int]] | None:
     """Fill ratio, top-half share and box of one object, read from a window around it.
 
-    The object is where it is at least half its colour (blend share >= 0.5), so a codec's
-    blur neither grows a high-contrast object nor shrinks a low-contrast one; its area is
-    the sum of blend shares, which blur leaves unchanged. `allowed` masks out other objects.
+    The object is where a pixel is at least half its colour (blend share >= 0.5), so a
+    codec's blur neither grows a high-contrast object nor shrinks a low-contrast one. Past
+    the component's own pixels it may only grow into `near` (around it, off other objects),
+    and only by pixels with two object neighbours: a lone noisy pixel is not shape.
     """
-    alpha = np.where(allowed, _blend_share(rgb, background, colour), 0.0)
-    alpha[alpha < 0.15] = 0.0  # codec noise in the background is not area
-    ys, xs = np.nonzero(alpha >= 0.5)
+    mask = (component | near) & (_blend_share(rgb, background, colour) >= 0.5)
+    neighbours = ndimage.convolve(mask.astype(np.int8), _CROSS_NEIGHBOURS, mode="constant")
+    mask &= component | (neighbours >= 2)
+    mask = ndimage.binary_fill_holes(mask)  # shapes are solid: a hole is noise
+    ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return None
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    inside = alpha[y0:y1, x0:x1]
     height = y1 - y0
-    rows = inside.sum(axis=1)  # (h,)
-    # Mass above the box's middle line; the row it crosses counts half.
+    rows = mask[y0:y1].sum(axis=1)  # (h,)
+    # Area above the box's middle line; the row it crosses counts half.
     upper = rows[: height // 2].sum() + (rows[height // 2] / 2 if height % 2 else 0.0)
-    total = max(rows.sum(), 1e-6)
-    fill = float(alpha.sum() / ((x1 - x0) * height))
-    return fill, float(upper / total), (int(x0), int(y0), int(x1), int(y1))
+    fill = float(len(ys) / ((x1 - x0) * height))
+    return fill, float(upper / len(ys)), (int(x0), int(y0), int(x1), int(y1))
 
 
 def shape_from_features(fill_ratio: float, top_share: float) -> str:
@@ -423,8 +467,11 @@ def _components(
         # Pieces of one colour less than a pixel apart are one object: a codec's ringing can
         # cut a thin rim off a low-contrast object. (Two objects never share a colour.)
         mask = colour_map == index
-        labels, count = ndimage.label(
-            ndimage.binary_dilation(mask, structure=_IN_FRAME), structure=_IN_FRAME
+        box = ndimage.find_objects(mask.astype(np.int8))[0]
+        box = (box[0],) + tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box[1:])
+        labels = np.zeros(mask.shape, dtype=np.int32)
+        labels[box], count = ndimage.label(
+            ndimage.binary_dilation(mask[box], structure=_IN_FRAME), structure=_IN_FRAME
         )
         labels[~mask] = 0
         ts, ys, xs = np.nonzero(labels)
@@ -432,6 +479,7 @@ def _components(
         areas = np.bincount(pixel_labels, minlength=count + 1)
         sum_x = np.bincount(pixel_labels, weights=xs, minlength=count + 1)
         sum_y = np.bincount(pixel_labels, weights=ys, minlength=count + 1)
+        medians = _grouped_median(frames[ts, ys, xs].astype(np.float32), pixel_labels, count + 1)
         for label, slices in enumerate(ndimage.find_objects(labels), start=1):
             if slices is None or areas[label] < min_area:
                 continue
@@ -442,10 +490,11 @@ def _components(
                 slice(max(x_slice.start - pad, 0), min(x_slice.stop + pad, width)),
             )
             mine = labels[t][window] == label
-            allowed = mine | (colour_map[t][window] < 0)
+            near = ndimage.binary_dilation(mine, _EIGHT_NEIGHBOURS, iterations=pad) & (
+                mine | (colour_map[t][window] < 0)
+            )
             rgb = frames[t][window].astype(np.float32)
-            colour = np.median(rgb[mine], axis=0)
-            features = _shape_features(rgb, backgrounds[t], colour, allowed)
+            features = _shape_features(rgb, backgrounds[t], medians[label], mine, near)
             if features is None:  # an object too faint to be half its own colour anywhere
                 x0, y0, x1, y1 = x_slice.start, y_slice.start, x_slice.stop, y_slice.stop
                 fill, top_share = float(areas[label] / ((x1 - x0) * (y1 - y0))), 0.5
@@ -551,11 +600,8 @@ def classify_motion(centroids: np.ndarray, scale: float, areas: np.ndarray | Non
     """
     centroids = np.asarray(centroids, dtype=np.float64)
     seen = np.flatnonzero(~np.isnan(centroids).any(axis=1))
-    if areas is not None and len(seen):
-        areas = np.asarray(areas, dtype=np.float64)
-        whole = seen[areas[seen] >= WHOLE_AREA * np.percentile(areas[seen], 75)]
-        if len(whole) >= max(2, len(seen) // 4):
-            seen = whole
+    if areas is not None:
+        seen = _whole_frames(seen, np.asarray(areas, dtype=np.float64))
     if len(seen) < 2:
         return "still"
     x, y = centroids[seen, 0], centroids[seen, 1]
@@ -678,16 +724,12 @@ def judge(frames: np.ndarray, prompt: str | ParsedPrompt) -> Verdict:
     ValueError when it cannot find a colour, shape and motion for every object.
     """
     if isinstance(prompt, str):
-        from vidora.world.captions import parse_prompt
-
         prompt = parse_prompt(prompt)
     return judge_analysis(analyse(frames), prompt)
 
 
 def scene_prompt(scene: Scene) -> ParsedPrompt:
     """The prompt a scene answers, exactly: what its caption says, without parsing words."""
-    from vidora.world.captions import ParsedPrompt, PromptObject
-
     return ParsedPrompt(
         background=scene.background,
         objects=tuple(

@@ -24,6 +24,7 @@ from vidora.server.protocol import (
     VideoObject,
     parse_request,
 )
+from vidora.server.settings import Settings
 
 VIDEO_ID = re.compile(r"^video_[0-9a-f]{32}$")
 
@@ -119,7 +120,7 @@ def video_id_path(video_id: Annotated[str, Path()]) -> str:
 VideoId = Annotated[str, Depends(video_id_path)]
 
 
-def present(job: Job, response: Response, settings: SettingsDep) -> VideoObject:
+def present(job: Job, response: Response, settings: Settings) -> VideoObject:
     """The Video object, with the poll-after hint while it is unfinished."""
     if job.status in (QUEUED, IN_PROGRESS):
         response.headers["openai-poll-after-ms"] = str(settings.poll_after_ms)

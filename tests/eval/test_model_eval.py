@@ -1,0 +1,40 @@
+"""`vidora eval` on a model release: metrics, sheets and the conditioning checks are written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from vidora.cli import app
+from vidora.eval.model import psnr
+from vidora.pipelines import TextToVideoPipeline
+
+
+def test_eval_command_scores_a_release(tmp_path: Path) -> None:
+    release = TextToVideoPipeline.tiny_random().save_pretrained(tmp_path / "tiny.safetensors")
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, ["eval", "--checkpoint", str(release), "--split", "eval-seen", "-n", "3",
+                                      "--seeds", "0", "-o", str(out), "--conditioning", "2"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    seen = metrics["splits"]["eval-seen"]
+    assert 0.0 <= seen["adherence"] <= 1.0
+    assert set(metrics["image_to_video"]) >= {"first_frame_psnr_db", "motion_adherence"}
+    assert metrics["extension_8s"]["n"] == 2
+    assert (out / "samples_eval-seen.png").is_file()
+
+
+def test_eval_command_rejects_bad_seeds(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["eval", "--checkpoint", "nowhere.safetensors", "--seeds", "a,b"])
+    assert result.exit_code == 2 and "--seeds" in result.output and "Traceback" not in result.output
+
+
+def test_psnr() -> None:
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 255
+    assert psnr(a, a) == float("inf")
+    assert 10 * np.log10(255**2 / (255**2 / 48)) == psnr(a, b)
