@@ -16,8 +16,24 @@ from vidora.pipelines import TextToVideoPipeline
 def test_eval_command_scores_a_release(tmp_path: Path) -> None:
     release = TextToVideoPipeline.tiny_random().save_pretrained(tmp_path / "tiny.safetensors")
     out = tmp_path / "eval"
-    result = CliRunner().invoke(app, ["eval", "--checkpoint", str(release), "--split", "eval-seen", "-n", "3",
-                                      "--seeds", "0", "-o", str(out), "--conditioning", "2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(release),
+            "--split",
+            "eval-seen",
+            "-n",
+            "3",
+            "--seeds",
+            "0",
+            "-o",
+            str(out),
+            "--conditioning",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     seen = metrics["splits"]["eval-seen"]
@@ -28,7 +44,9 @@ def test_eval_command_scores_a_release(tmp_path: Path) -> None:
 
 
 def test_eval_command_rejects_bad_seeds(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["eval", "--checkpoint", "nowhere.safetensors", "--seeds", "a,b"])
+    result = CliRunner().invoke(
+        app, ["eval", "--checkpoint", "nowhere.safetensors", "--seeds", "a,b"]
+    )
     assert result.exit_code == 2 and "--seeds" in result.output and "Traceback" not in result.output
 
 

@@ -1,4 +1,4 @@
-"""The DiT over spacetime patches: one model for every size and duration, adaLN-zero, conditioning."""
+"""The DiT over spacetime patches: every size and duration, adaLN-zero, conditioning."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ def _inputs(batch: int, frames: int, h: int, w: int, z: int = 4, text_dim: int =
     return x, t, text, mask
 
 
-@pytest.mark.parametrize(("frames", "h", "w"), [(9, 8, 8), (9, 8, 12), (9, 12, 8), (3, 8, 8), (1, 8, 8)])
+@pytest.mark.parametrize(
+    ("frames", "h", "w"), [(9, 8, 8), (9, 8, 12), (9, 12, 8), (3, 8, 8), (1, 8, 8)]
+)
 def test_one_model_serves_every_size_and_duration(dit: DiT, frames: int, h: int, w: int) -> None:
     x, t, text, mask = _inputs(2, frames, h, w)
     with torch.no_grad():

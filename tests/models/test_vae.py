@@ -15,7 +15,9 @@ def vae() -> VideoVAE:
     return VideoVAE(VAE_PRESETS["tiny"]()).eval()
 
 
-@pytest.mark.parametrize(("frames", "width", "height"), [(1, 64, 64), (5, 96, 64), (9, 64, 96), (33, 64, 64)])
+@pytest.mark.parametrize(
+    ("frames", "width", "height"), [(1, 64, 64), (5, 96, 64), (9, 64, 96), (33, 64, 64)]
+)
 def test_encode_decode_shapes(vae: VideoVAE, frames: int, width: int, height: int) -> None:
     x = torch.rand(2, 3, frames, height, width) * 2 - 1
     mean, logvar = vae.encode(x)

@@ -42,7 +42,9 @@ def test_a_batch_makes_the_same_videos_as_single_calls(pipe: TextToVideoPipeline
 
 
 @pytest.mark.parametrize(("seconds", "frames"), [(8, 64), (12, 96)])
-def test_longer_videos_are_made_by_extension(pipe: TextToVideoPipeline, seconds: int, frames: int) -> None:
+def test_longer_videos_are_made_by_extension(
+    pipe: TextToVideoPipeline, seconds: int, frames: int
+) -> None:
     four = pipe(PROMPT, seed=5).videos[0]
     longer = pipe(PROMPT, seed=5, seconds=seconds).videos[0]
     assert longer.shape[0] == frames
@@ -63,10 +65,16 @@ def test_first_frame_conditioning_changes_the_video(pipe: TextToVideoPipeline) -
     assert not np.array_equal(with_image, pipe(PROMPT, seed=1).videos[0])
 
 
-def test_given_latents_survive_sampling(pipe: TextToVideoPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_given_latents_survive_sampling(
+    pipe: TextToVideoPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The clean first-frame latent is exactly what reaches the decoder."""
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    expected = pipe.vae.normalize(pipe.vae.encode(torch.from_numpy(image).permute(2, 0, 1)[:, None][None].float() / 127.5 - 1)[0])
+    expected = pipe.vae.normalize(
+        pipe.vae.encode(
+            torch.from_numpy(image).permute(2, 0, 1)[:, None][None].float() / 127.5 - 1
+        )[0]
+    )
     seen = {}
     decode = pipe.vae.decode
 
@@ -95,7 +103,12 @@ def test_settings_say_how_to_remake_the_video(pipe: TextToVideoPipeline) -> None
     out = pipe(PROMPT, seed=11, guidance=2.5, steps=3)
     settings = out.settings[0]
     assert settings["prompt"] == PROMPT and settings["seed"] == 11 and settings["steps"] == 3
-    again = pipe(settings["prompt"], seed=settings["seed"], guidance=settings["guidance"], steps=settings["steps"])
+    again = pipe(
+        settings["prompt"],
+        seed=settings["seed"],
+        guidance=settings["guidance"],
+        steps=settings["steps"],
+    )
     assert np.array_equal(again.videos[0], out.videos[0])
 
 

@@ -93,7 +93,7 @@ def test_two_workers_on_one_queue_finish_20_jobs_none_lost_or_doubled(
         assert row.attempts == 1
         folders = list((deployment.data_dir / "files" / video_id).iterdir())
         assert [folder.name for folder in folders] == [row.output_dir]
-    busy = [proc for proc in workers if "job claimed" in proc.log()]
+    busy = [proc for proc in workers if "job claimed" in proc.log_path.read_text()]
     assert len(busy) == 2, "both workers should have taken jobs"
 
 

@@ -168,7 +168,9 @@ def test_failed_deliveries_are_retried_with_backoff_and_logged(setup: Setup) -> 
     assert (delivery.status, delivery.attempts) == ("delivered", 3)
     assert [row.status_code for row in logged] == [500, 500, 204]
     log_lines = [
-        json.loads(line) for line in setup.proc.log().splitlines() if "webhook attempt" in line
+        json.loads(line)
+        for line in setup.proc.log_path.read_text().splitlines()
+        if "webhook attempt" in line
     ]
     assert {line["video_id"] for line in log_lines} >= {video_id}
 

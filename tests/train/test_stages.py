@@ -19,8 +19,20 @@ FAST_DATA = ["data.frames=[1, 5]", "data.frame_weights=[0.5, 0.5]"]
 
 
 def _vae_cfg(run_dir: Path, steps: int) -> VAETrainConfig:
-    return load_config(VAETrainConfig, None, [f"run_dir={run_dir}", "preset=tiny", f"steps={steps}",
-                                              "batch_size=2", "log_every=1", "save_every=2", "warmup=2", *FAST_DATA])
+    return load_config(
+        VAETrainConfig,
+        None,
+        [
+            f"run_dir={run_dir}",
+            "preset=tiny",
+            f"steps={steps}",
+            "batch_size=2",
+            "log_every=1",
+            "save_every=2",
+            "warmup=2",
+            *FAST_DATA,
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +62,31 @@ def test_vae_stage_resumes_where_it_stopped(vae_run: Path, tmp_path: Path) -> No
 
 
 def test_dit_stage_trains_on_the_vae_and_releases_a_pipeline(vae_run: Path, tmp_path: Path) -> None:
-    cfg = load_config(DiTTrainConfig, None, [
-        f"run_dir={tmp_path}", f"vae_checkpoint={vae_run / 'vae.safetensors'}", "text_encoder=tiny-random",
-        "preset=tiny", "steps=3", "batch_size=2", "cache_clips=6", "log_every=1", "save_every=3", "warmup=1",
-    ])
+    cfg = load_config(
+        DiTTrainConfig,
+        None,
+        [
+            f"run_dir={tmp_path}",
+            f"vae_checkpoint={vae_run / 'vae.safetensors'}",
+            "text_encoder=tiny-random",
+            "preset=tiny",
+            "steps=3",
+            "batch_size=2",
+            "cache_clips=6",
+            "log_every=1",
+            "save_every=3",
+            "warmup=1",
+        ],
+    )
     out = dit_stage.main(cfg)
     assert out == tmp_path / "model.safetensors"
     assert (tmp_path / "latents.safetensors").is_file() and (tmp_path / "loss.png").is_file()
     pipe = TextToVideoPipeline.from_pretrained(out)
     video = pipe("a red circle moving left on a black background", size="96x64").videos[0]
     assert video.shape == (32, 64, 96, 3) and video.dtype == np.uint8
-    losses = [json.loads(line)["loss"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    losses = [
+        json.loads(line)["loss"] for line in (tmp_path / "log.jsonl").read_text().splitlines()
+    ]
     assert len(losses) == 3 and all(np.isfinite(losses))
 
 

@@ -31,10 +31,14 @@ class PipelineGenerator:
     def __call__(self, prompt: str, size: str, seed: int) -> np.ndarray:
         return self.generate_batch([prompt], [size], [seed])[0]
 
-    def generate_batch(self, prompts: list[str], sizes: list[str], seeds: list[int]) -> list[np.ndarray]:
+    def generate_batch(
+        self, prompts: list[str], sizes: list[str], seeds: list[int]
+    ) -> list[np.ndarray]:
         if len(set(sizes)) != 1:
             raise ValueError("a batch must be of one size")
-        out = self.pipeline(prompts, size=sizes[0], seed=seeds, steps=self.steps, guidance=self.guidance)
+        out = self.pipeline(
+            prompts, size=sizes[0], seed=seeds, steps=self.steps, guidance=self.guidance
+        )
         return out.videos
 
 
@@ -43,7 +47,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def image_to_video_check(pipeline: TextToVideoPipeline, n: int = 50, seed: int = 0, batch: int = 8) -> dict[str, Any]:
+def image_to_video_check(
+    pipeline: TextToVideoPipeline, n: int = 50, seed: int = 0, batch: int = 8
+) -> dict[str, Any]:
     """Give eval-seen clips' first frames as images: PSNR of frame 0, and motion adherence."""
     clips = [get_clip("eval-seen", i, seed) for i in range(n)]
     psnrs, motion_ok = [], []
@@ -52,34 +58,50 @@ def image_to_video_check(pipeline: TextToVideoPipeline, n: int = 50, seed: int =
         for start in range(0, len(group), batch):
             part = group[start : start + batch]
             images = [c.frames(1)[0] for c in part]
-            videos = pipeline([c.caption for c in part], size=size, seed=[c.index for c in part], image=images).videos
+            videos = pipeline(
+                [c.caption for c in part], size=size, seed=[c.index for c in part], image=images
+            ).videos
             for clip, image, video in zip(part, images, videos, strict=True):
                 psnrs.append(psnr(video[0], image))
                 verdict = judge(video, scene_prompt(clip.scene))
                 motion_ok.extend(o.found and o.motion_ok for o in verdict.objects)
-    return {"n": n, "first_frame_psnr_db": float(np.mean(psnrs)), "motion_adherence": float(np.mean(motion_ok))}
+    return {
+        "n": n,
+        "first_frame_psnr_db": float(np.mean(psnrs)),
+        "motion_adherence": float(np.mean(motion_ok)),
+    }
 
 
-def extension_check(pipeline: TextToVideoPipeline, n: int = 50, seed: int = 0, batch: int = 8) -> dict[str, Any]:
+def extension_check(
+    pipeline: TextToVideoPipeline, n: int = 50, seed: int = 0, batch: int = 8
+) -> dict[str, Any]:
     """8 s videos (a 4 s clip, then an extension): the object's jump at the seam, and motion.
 
     The jump is the centroid step from frame 31 to 32 minus the median step elsewhere, so an
     object that moves 1.5 px a frame is not counted as jumping.
     """
-    clips = [c for c in (get_clip("eval-seen", i, seed) for i in range(n * 3)) if len(c.scene.objects) == 1][:n]
+    clips = [
+        c
+        for c in (get_clip("eval-seen", i, seed) for i in range(n * 3))
+        if len(c.scene.objects) == 1
+    ][:n]
     jumps, motion_ok = [], []
     for size in {c.scene.size for c in clips}:
         group = [c for c in clips if c.scene.size == size]
         for start in range(0, len(group), batch):
             part = group[start : start + batch]
-            videos = pipeline([c.caption for c in part], size=size, seed=[c.index for c in part], seconds=8).videos
+            videos = pipeline(
+                [c.caption for c in part], size=size, seed=[c.index for c in part], seconds=8
+            ).videos
             for clip, video in zip(part, videos, strict=True):
                 verdict = judge(video, scene_prompt(clip.scene))
                 motion_ok.append(verdict.objects[0].found and verdict.objects[0].motion_ok)
                 track = analyse(video).tracks.get(clip.scene.objects[0].colour)
                 if track is None:
                     continue
-                steps = np.linalg.norm(np.diff(track.centroids, axis=0), axis=1)  # (T-1,), NaN where unseen
+                steps = np.linalg.norm(
+                    np.diff(track.centroids, axis=0), axis=1
+                )  # (T-1,), NaN where unseen
                 seam = steps[NUM_FRAMES - 1]
                 if np.isfinite(seam):
                     jumps.append(float(max(0.0, seam - np.nanmedian(steps))))

@@ -60,14 +60,23 @@ class DiTBlock(nn.Module):
         self.cross = Attention(d, cfg.heads, context_dim=d)
         self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         hidden = int(d * cfg.mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.mlp = nn.Sequential(
+            nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d)
+        )
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
 
     def forward(
-        self, x: torch.Tensor, c: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, rope: torch.Tensor
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        rope: torch.Tensor,
     ) -> torch.Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=-1)  # 6 x (B, D)
-        x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1), rope=rope)  # (B, N, D)
+        x = x + gate1[:, None] * self.attn(
+            modulate(self.norm1(x), shift1, scale1), rope=rope
+        )  # (B, N, D)
         x = x + self.cross(self.norm_cross(x), context=text, context_mask=text_mask)  # (B, N, D)
         x = x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))  # (B, N, D)
         return x
@@ -96,7 +105,9 @@ class DiT(nn.Module):
         in_per_token = (cfg.latent_channels + 1) * pt * ph * pw  # latents + the conditioning mask
         self.patch_embed = nn.Linear(in_per_token, d)
         self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
-        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
+        self.text_proj = nn.Sequential(
+            nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d)
+        )
         self.text_pool = nn.Linear(cfg.text_dim, d)
         self.rope = Rope3d(d // cfg.heads)
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
@@ -144,12 +155,16 @@ class DiT(nn.Module):
         grid = (f // pt, h // ph, w // pw)
         if cond_mask is None:
             cond_mask = torch.zeros(b, f, dtype=torch.bool, device=x.device)
-        mask = cond_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, f, h, w)  # (B, 1, F, h, w)
+        mask = cond_mask.to(x.dtype)[:, None, :, None, None].expand(
+            b, 1, f, h, w
+        )  # (B, 1, F, h, w)
         tokens = self.patchify(torch.cat([x, mask], dim=1))  # (B, N, (z+1)*pt*ph*pw)
         tokens = self.patch_embed(tokens)  # (B, N, D)
 
         text_mask = text_mask.bool()
-        pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp(min=1)  # (B, text_dim)
+        pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp(
+            min=1
+        )  # (B, text_dim)
         c = self.time_embed(timestep_embedding(t, 256)) + self.text_pool(pooled)  # (B, D)
         context = self.text_proj(text)  # (B, L, D)
         rope = self.rope.frequencies(grid, x.device)  # (N, head_dim/2)

@@ -25,10 +25,14 @@ class CausalConv3d(nn.Module):
     first frame stays alone, every later pair is merged.
     """
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: tuple[int, int, int] = (1, 1, 1)):
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 3, stride: tuple[int, int, int] = (1, 1, 1)
+    ):
         super().__init__()
         self.time_pad = kernel - 1
-        self.conv = nn.Conv3d(cin, cout, kernel, stride=stride, padding=(0, kernel // 2, kernel // 2))
+        self.conv = nn.Conv3d(
+            cin, cout, kernel, stride=stride, padding=(0, kernel // 2, kernel // 2)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, 0, 0, 0, self.time_pad, 0), mode="replicate")  # (B, C, T + k - 1, H, W)
@@ -75,7 +79,9 @@ class Downsample3d(nn.Module):
 
     def __init__(self, cin: int, cout: int, time: bool, space: bool):
         super().__init__()
-        self.conv = CausalConv3d(cin, cout, stride=(2 if time else 1, 2 if space else 1, 2 if space else 1))
+        self.conv = CausalConv3d(
+            cin, cout, stride=(2 if time else 1, 2 if space else 1, 2 if space else 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
@@ -99,7 +105,9 @@ class Upsample3d(nn.Module):
         if self.time_conv is not None:
             b, c, t, h, w = x.shape
             x = self.time_conv(x).view(b, 2, c, t, h, w)  # (B, 2, C, T, H, W)
-            x = x.permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)  # interleave: (B, C, 2T, H, W)
+            x = x.permute(0, 2, 3, 1, 4, 5).reshape(
+                b, c, 2 * t, h, w
+            )  # interleave: (B, C, 2T, H, W)
             x = x[:, :, 1:]  # (B, C, 2T - 1, H, W)
         if self.space:
             x = F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest")
@@ -127,9 +135,11 @@ def unpatchify_space(x: torch.Tensor, p: int) -> torch.Tensor:
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sinusoidal features of t in [0, 1] (scaled by 1000, as DiT does for integer steps): (B,) -> (B, dim)."""
+    """Sinusoidal features of t in [0, 1], scaled by 1000 like integer steps: (B,) -> (B, dim)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half
+    )
     args = (t.float() * 1000.0)[:, None] * freqs[None]  # (B, half)
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
@@ -157,8 +167,12 @@ class Rope3d(nn.Module):
         """Complex rotations for every token of a (T, H, W) grid: (N, head_dim / 2)."""
         parts = []
         for axis, (size, dim) in enumerate(zip(grid, self.dims, strict=True)):
-            inv = 1.0 / (self.theta ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim))
-            angles = torch.outer(torch.arange(size, device=device, dtype=torch.float32), inv)  # (size, dim/2)
+            inv = 1.0 / (
+                self.theta ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
+            )
+            angles = torch.outer(
+                torch.arange(size, device=device, dtype=torch.float32), inv
+            )  # (size, dim/2)
             shape = [1, 1, 1, dim // 2]
             shape[axis] = size
             parts.append(angles.view(shape).expand(*grid, dim // 2))
@@ -167,7 +181,7 @@ class Rope3d(nn.Module):
 
     @staticmethod
     def apply(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-        """Rotate (B, heads, N, head_dim) queries or keys by (N, head_dim / 2) complex frequencies."""
+        """Rotate (B, heads, N, head_dim) queries or keys by (N, head_dim / 2) complex rotations."""
         xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
         return torch.view_as_real(xc * freqs).flatten(-2).to(x.dtype)
 
@@ -194,7 +208,9 @@ class Attention(nn.Module):
         b, n, d = x.shape
         context = x if context is None else context
         q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, heads, N, hd)
-        k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, heads, L, hd)
+        k, v = (
+            self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        )  # (B, heads, L, hd)
         q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = Rope3d.apply(q, rope), Rope3d.apply(k, rope)

@@ -45,9 +45,12 @@ class TextEncoder(nn.Module):
         path = builtin_path() if name_or_path == BUILTIN else Path(name_or_path)
         if not path.is_dir():
             raise FileNotFoundError(
-                f"text encoder {name_or_path!r}: no folder at {path}; name '{BUILTIN}' or a local model folder"
+                f"text encoder {name_or_path!r}: no folder at {path}; "
+                f"name '{BUILTIN}' or a local model folder"
             )
-        return cls(AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path), name_or_path)
+        return cls(
+            AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path), name_or_path
+        )
 
     @classmethod
     def tiny_random(cls, seed: int = 0, dim: int = 32) -> TextEncoder:
@@ -57,8 +60,14 @@ class TextEncoder(nn.Module):
 
         tokenizer = AutoTokenizer.from_pretrained(builtin_path())
         torch.manual_seed(seed)
-        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=dim, num_hidden_layers=2,
-                            num_attention_heads=2, intermediate_size=2 * dim, max_position_embeddings=128)
+        config = BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=dim,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=2 * dim,
+            max_position_embeddings=128,
+        )
         return cls(tokenizer, BertModel(config), "tiny-random")
 
     @torch.no_grad()

@@ -39,7 +39,7 @@ class VAEConfig:
     encoder_channels: tuple[int, int] = (64, 128)
     """Widths at 1/4 and 1/8 of the resolution."""
     decoder_channels: tuple[int, int] = (96, 160)
-    """Widths at 1/4 and 1/8 of the resolution: the decoder draws the sharp edges, so it is wider."""
+    """Widths at 1/4 and 1/8 of the resolution: wider, since the decoder draws the sharp edges."""
     latent_shift: float = 0.0
     """Subtracted from latents before the DiT sees them (measured after VAE training)."""
     latent_scale: float = 1.0
@@ -113,7 +113,7 @@ class VideoVAE(nn.Module):
         self.decoder = Decoder(cfg)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, 1 + 4k, H, W) in [-1, 1] -> mean and log-variance, each (B, z, 1 + k, H/8, W/8)."""
+        """(B, 3, 1 + 4k, H, W) in [-1, 1] -> mean, log-variance: (B, z, 1 + k, H/8, W/8) each."""
         check_frames(x.shape[2])
         mean, logvar = self.encoder(x).chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
@@ -148,7 +148,9 @@ def pad_frames(x: torch.Tensor) -> torch.Tensor:
 
 
 VAE_PRESETS = {
-    "tiny": lambda: VAEConfig(latent_channels=4, encoder_channels=(8, 16), decoder_channels=(8, 16)),
+    "tiny": lambda: VAEConfig(
+        latent_channels=4, encoder_channels=(8, 16), decoder_channels=(8, 16)
+    ),
     "small": lambda: VAEConfig(),
 }
 """Size presets; the keys are the CLI's choices. `tiny` builds in milliseconds for tests."""

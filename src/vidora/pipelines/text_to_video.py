@@ -60,18 +60,32 @@ class VideoOutput:
 
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (3, T, H, W) float in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
+    return (
+        torch.from_numpy(np.ascontiguousarray(frames))
+        .permute(3, 0, 1, 2)
+        .float()
+        .div(127.5)
+        .sub(1.0)
+    )
 
 
 def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
-    return ((video.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
+    return (
+        ((video.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
+    )
 
 
 class TextToVideoPipeline:
     """The VAE, the DiT and the text encoder, with the sampling loop that joins them."""
 
-    def __init__(self, vae: VideoVAE, dit: DiT, text_encoder: TextEncoder, defaults: GenerationDefaults | None = None):
+    def __init__(
+        self,
+        vae: VideoVAE,
+        dit: DiT,
+        text_encoder: TextEncoder,
+        defaults: GenerationDefaults | None = None,
+    ):
         self.vae = vae.eval().requires_grad_(False)
         self.dit = dit.eval().requires_grad_(False)
         self.text_encoder = text_encoder
@@ -87,14 +101,18 @@ class TextToVideoPipeline:
     # -----------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> TextToVideoPipeline:
+    def from_pretrained(
+        cls, path: str | Path | None = None, device: str | torch.device = "cpu"
+    ) -> TextToVideoPipeline:
         """A release file (VAE, DiT and configs in one safetensors); None: the built-in model."""
         from vidora.train.checkpoint import load_checkpoint
 
         path = Path(path) if path is not None else builtin_weights()
         tensors, config, meta = load_checkpoint(path, device=device)
         if "vae" not in config or "dit" not in config:
-            raise ValueError(f"{path} is a checkpoint but not a model release (it has no vae and dit configs)")
+            raise ValueError(
+                f"{path} is a checkpoint but not a model release (it has no vae and dit configs)"
+            )
         vae = VideoVAE(VAEConfig.from_dict(config["vae"]))
         vae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vae.")})
         dit = DiT(DiTConfig.from_dict(config["dit"]))
@@ -104,8 +122,10 @@ class TextToVideoPipeline:
         return cls(vae.to(device), dit.to(device), text_encoder.to(device), defaults)
 
     @classmethod
-    def tiny_random(cls, seed: int = 0, defaults: GenerationDefaults | None = None) -> TextToVideoPipeline:
-        """A 2-layer random system built in milliseconds, for tests: real code, meaningless videos."""
+    def tiny_random(
+        cls, seed: int = 0, defaults: GenerationDefaults | None = None
+    ) -> TextToVideoPipeline:
+        """A 2-layer random system built in milliseconds, for tests: real code, random videos."""
         from vidora.models.dit import DIT_PRESETS
         from vidora.models.vae import VAE_PRESETS
 
@@ -113,8 +133,15 @@ class TextToVideoPipeline:
         torch.manual_seed(seed)
         vae = VideoVAE(VAE_PRESETS["tiny"]())
         dit_cfg = DIT_PRESETS["tiny"]()
-        dit = DiT(DiTConfig(**{**dit_cfg.to_dict(), "latent_channels": vae.cfg.latent_channels,
-                               "text_dim": text_encoder.dim}))
+        dit = DiT(
+            DiTConfig(
+                **{
+                    **dit_cfg.to_dict(),
+                    "latent_channels": vae.cfg.latent_channels,
+                    "text_dim": text_encoder.dim,
+                }
+            )
+        )
         return cls(vae, dit, text_encoder, defaults or GenerationDefaults(steps=2))
 
     def save_pretrained(self, path: str | Path, meta: dict | None = None) -> Path:
@@ -125,8 +152,12 @@ class TextToVideoPipeline:
 
         tensors = {f"vae.{k}": v for k, v in self.vae.state_dict().items()}
         tensors.update({f"dit.{k}": v for k, v in self.dit.state_dict().items()})
-        config = {"vae": self.vae.cfg.to_dict(), "dit": self.dit.cfg.to_dict(),
-                  "text_encoder": self.text_encoder.name, "defaults": asdict(self.defaults)}
+        config = {
+            "vae": self.vae.cfg.to_dict(),
+            "dit": self.dit.cfg.to_dict(),
+            "text_encoder": self.text_encoder.name,
+            "defaults": asdict(self.defaults),
+        }
         return save_checkpoint(path, tensors, config, meta or {})
 
     # -----------------------------------------------------------------------------------
@@ -160,20 +191,26 @@ class TextToVideoPipeline:
         n = len(prompts)
         if n == 0 or any(not p.strip() for p in prompts):
             raise ValueError("every prompt must be a non-empty string")
-        negatives = _per_prompt(negative_prompt, n, "negative_prompt") if negative_prompt is not None else [""] * n
+        negatives = (
+            _per_prompt(negative_prompt, n, "negative_prompt")
+            if negative_prompt is not None
+            else [""] * n
+        )
         seeds = _per_prompt(seed, n, "seed")
         images = _per_prompt(image, n, "image") if image is not None else None
         videos = _per_prompt(video, n, "video") if video is not None else None
         width, height = parse_size(size)
         if seconds not in SECONDS:
-            raise ValueError(f"seconds must be one of {', '.join(map(str, SECONDS))}, not {seconds!r}")
+            raise ValueError(
+                f"seconds must be one of {', '.join(map(str, SECONDS))}, not {seconds!r}"
+            )
         steps = steps or self.defaults.steps
         guidance = self.defaults.guidance if guidance is None else guidance
         if steps < 1 or guidance < 0:
             raise ValueError("steps must be >= 1 and guidance >= 0")
-        for frames in (images or []):
+        for frames in images or []:
             _check_frames(frames[None], width, height, "image")
-        for frames in (videos or []):
+        for frames in videos or []:
             _check_frames(frames, width, height, "video")
 
         # 2. Encode the prompts (and negatives) once for every chunk.
@@ -200,8 +237,9 @@ class TextToVideoPipeline:
                 if progress:
                     progress((chunk + share) / chunks)
 
-            frames = self._generate_chunk(text, text_mask, generators, width, height, steps, guidance, first,
-                                          chunk_progress)[:, :NUM_FRAMES]  # (n, 32, H, W, 3)
+            frames = self._generate_chunk(
+                text, text_mask, generators, width, height, steps, guidance, first, chunk_progress
+            )[:, :NUM_FRAMES]  # (n, 32, H, W, 3)
             # An extension's context frames are already in the video; a first image is frame 0.
             new = frames[:, CONTEXT_FRAMES:] if history is not None else frames
             out = [np.concatenate([o, f]) for o, f in zip(out, new, strict=True)]
@@ -209,9 +247,19 @@ class TextToVideoPipeline:
         if progress:
             progress(1.0)
         settings = [
-            {"prompt": p, "negative_prompt": neg, "size": size, "seconds": seconds, "steps": steps,
-             "guidance": guidance, "seed": int(s), "sampler": self.defaults.sampler, "shift": self.defaults.shift,
-             "image": images is not None, "extends": videos is not None}
+            {
+                "prompt": p,
+                "negative_prompt": neg,
+                "size": size,
+                "seconds": seconds,
+                "steps": steps,
+                "guidance": guidance,
+                "seed": int(s),
+                "sampler": self.defaults.sampler,
+                "shift": self.defaults.shift,
+                "image": images is not None,
+                "extends": videos is not None,
+            }
             for p, neg, s in zip(prompts, negatives, seeds, strict=True)
         ]
         return VideoOutput([o[:target] for o in out], FPS, settings)
@@ -234,13 +282,17 @@ class TextToVideoPipeline:
         shape = (self.vae.cfg.latent_channels, f, height // 8, width // 8)
 
         # a. Noise, one generator per prompt.
-        x = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(self.device)  # (n, z, F, h, w)
+        x = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(
+            self.device
+        )  # (n, z, F, h, w)
 
         # b. Frame conditioning: encode the given frames, mark their latent frames as clean.
         cond = torch.zeros(n, f, dtype=torch.bool, device=self.device)
         clean = torch.zeros_like(x)
         if first is not None:
-            given = torch.stack([frames_to_tensor(frames) for frames in first]).to(self.device)  # (n, 3, k, H, W)
+            given = torch.stack([frames_to_tensor(frames) for frames in first]).to(
+                self.device
+            )  # (n, 3, k, H, W)
             latents = self.vae.normalize(self.vae.encode(given)[0])  # (n, z, k', h, w)
             clean[:, :, : latents.shape[2]] = latents
             cond[:, : latents.shape[2]] = True
@@ -254,7 +306,11 @@ class TextToVideoPipeline:
         for i, t in enumerate(sampler.timesteps):
             if use_cfg:
                 v_cond, v_uncond = self.dit(
-                    torch.cat([x, x]), t.expand(2 * n).to(self.device), text, text_mask, torch.cat([cond, cond])
+                    torch.cat([x, x]),
+                    t.expand(2 * n).to(self.device),
+                    text,
+                    text_mask,
+                    torch.cat([cond, cond]),
                 ).chunk(2)
                 v = classifier_free_guidance(v_cond, v_uncond, guidance)
             else:
@@ -292,6 +348,13 @@ def _per_prompt(value, n: int, name: str) -> list:
 
 
 def _check_frames(frames: np.ndarray, width: int, height: int, name: str) -> None:
-    if frames.ndim != 4 or frames.shape[1:] != (height, width, 3) or frames.dtype != np.uint8 or not len(frames):
-        raise ValueError(f"{name} must be uint8 frames of {width}x{height} (T, {height}, {width}, 3), "
-                         f"got {frames.dtype} {tuple(frames.shape)}")
+    if (
+        frames.ndim != 4
+        or frames.shape[1:] != (height, width, 3)
+        or frames.dtype != np.uint8
+        or not len(frames)
+    ):
+        raise ValueError(
+            f"{name} must be uint8 frames of {width}x{height} (T, {height}, {width}, 3), "
+            f"got {frames.dtype} {tuple(frames.shape)}"
+        )

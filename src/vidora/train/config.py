@@ -19,7 +19,7 @@ import yaml
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "shapes"
-    """'shapes' for Shapes World rendered on the fly, or the path of a dataset folder (manifest.jsonl)."""
+    """'shapes' (Shapes World, rendered on the fly) or the path of a dataset folder (manifest)."""
     split: str = "train"
     """Shapes World split to train on."""
     sizes: tuple[str, ...] = ("64x64", "96x64", "64x96")
@@ -98,11 +98,11 @@ class DiTTrainConfig:
     text_dropout: float = 0.1
     """Share of captions replaced by the empty prompt, for classifier-free guidance."""
     cond_prob: float = 0.3
-    """Share of clips trained with their first latent frames given clean (image-to-video, extension)."""
+    """Share of clips whose first latent frames are given clean (image-to-video, extension)."""
     cache_clips: int = 6000
     """Clips encoded once into the latent cache (spread over the sizes)."""
     timestep_shift: float = 1.0
-    """Shift of the logit-normal timestep distribution toward noise (>1 for more, larger latents)."""
+    """Shift of the logit-normal timestep distribution toward noise (> 1: more noise)."""
     log_every: int = 25
     """Steps between log lines."""
     save_every: int = 500
@@ -115,14 +115,18 @@ class DiTTrainConfig:
 C = TypeVar("C")
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
+def load_config(
+    cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None
+) -> C:
     """Defaults, then the YAML file at `path`, then `key=value` overrides (`data.seed=3`)."""
     values: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text()
         loaded = yaml.safe_load(text) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a mapping of config fields, not {type(loaded).__name__}")
+            raise ValueError(
+                f"{path} must hold a mapping of config fields, not {type(loaded).__name__}"
+            )
         values = loaded
     for item in overrides or []:
         key, sep, raw = item.partition("=")
@@ -140,7 +144,10 @@ def _build(cls: type[C], values: dict[str, Any]) -> C:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(fields)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}; known: {', '.join(fields)}")
+        raise ValueError(
+            f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(fields)}"
+        )
     kwargs: dict[str, Any] = {}
     defaults = cls()
     for name, value in values.items():

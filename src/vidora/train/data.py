@@ -72,7 +72,9 @@ class FolderSource:
         by_size: dict[str, list[int]] = {size: [] for size in cfg.sizes}
         for i, size in enumerate(self.dataset.sizes_of_items):
             by_size[size].append(i)
-        self.by_size = {s: idx[rank::world_size] for s, idx in by_size.items() if idx[rank::world_size]}
+        self.by_size = {
+            s: idx[rank::world_size] for s, idx in by_size.items() if idx[rank::world_size]
+        }
         if not self.by_size:
             raise ValueError(f"{cfg.source} has no readable clips for this process")
         self._rng = np.random.default_rng([cfg.seed, rank, 2])
@@ -85,20 +87,30 @@ class FolderSource:
 
     def frames(self, index: int) -> np.ndarray:
         """Item `index` as (T, H, W, 3) uint8."""
-        return ((self.dataset[index]["video"].permute(1, 2, 3, 0) + 1) * 127.5).round().byte().numpy()
+        return (
+            ((self.dataset[index]["video"].permute(1, 2, 3, 0) + 1) * 127.5).round().byte().numpy()
+        )
 
 
 def make_source(cfg: DataConfig, rank: int = 0, world_size: int = 1) -> ShapesSource | FolderSource:
-    return ShapesSource(cfg, rank, world_size) if cfg.source == "shapes" else FolderSource(cfg, rank, world_size)
+    return (
+        ShapesSource(cfg, rank, world_size)
+        if cfg.source == "shapes"
+        else FolderSource(cfg, rank, world_size)
+    )
 
 
-def batches(cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+def batches(
+    cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1
+) -> Iterator[Batch]:
     """An endless stream of bucketed batches; the same config and rank give the same stream."""
     source = make_source(cfg, rank, world_size)
     sizes = list(getattr(source, "by_size", cfg.sizes))
     weights = np.asarray(cfg.frame_weights, dtype=float)
     if len(weights) != len(cfg.frames) or weights.sum() <= 0:
-        raise ValueError("data.frame_weights must give one positive weight per entry of data.frames")
+        raise ValueError(
+            "data.frame_weights must give one positive weight per entry of data.frames"
+        )
     # Bucket choices are shared by all ranks (same seed), so every process steps the same shapes.
     rng = np.random.default_rng([cfg.seed, 0])
     crop_rng = np.random.default_rng([cfg.seed, rank, 3])

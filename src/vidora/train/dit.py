@@ -47,11 +47,20 @@ class LatentCache:
     back from `get_clip`); a dataset-folder clip's key is its item index (its caption is fixed).
     """
 
-    def __init__(self, latents: dict[str, torch.Tensor], keys: dict[str, list[int]], data: DataConfig):
+    def __init__(
+        self, latents: dict[str, torch.Tensor], keys: dict[str, list[int]], data: DataConfig
+    ):
         self.latents, self.keys, self.data = latents, keys, data
 
     @classmethod
-    def build(cls, path: Path, vae: VideoVAE, data: DataConfig, clips: int, progress: Progress | None = None) -> LatentCache:
+    def build(
+        cls,
+        path: Path,
+        vae: VideoVAE,
+        data: DataConfig,
+        clips: int,
+        progress: Progress | None = None,
+    ) -> LatentCache:
         """Encode `clips` clips (spread over the sizes), resuming a partial cache at `path`."""
         latents: dict[str, list[torch.Tensor]] = {s: [] for s in data.sizes}
         keys: dict[str, list[int]] = {s: [] for s in data.sizes}
@@ -69,10 +78,14 @@ class LatentCache:
             for size in sizes:
                 if len(keys[size]) >= per_size:
                     continue
-                video, batch_keys = _next_clips(source, size, keys[size], min(8, per_size - len(keys[size])))
+                video, batch_keys = _next_clips(
+                    source, size, keys[size], min(8, per_size - len(keys[size]))
+                )
                 with torch.no_grad():
                     mean, _ = vae.encode(pad_frames(video.to(next(vae.parameters()).device)))
-                latents[size].extend(vae.normalize(mean).half().cpu().unbind(0))  # (z, F, h, w) each
+                latents[size].extend(
+                    vae.normalize(mean).half().cpu().unbind(0)
+                )  # (z, F, h, w) each
                 keys[size].extend(batch_keys)
             _save_cache(path, latents, keys)
             if progress:
@@ -81,7 +94,9 @@ class LatentCache:
         return cls(stacked, {s: keys[s][:per_size] for s in sizes}, data)
 
 
-def _next_clips(source: ShapesSource | FolderSource, size: str, done: list[int], count: int) -> tuple[torch.Tensor, list[int]]:
+def _next_clips(
+    source: ShapesSource | FolderSource, size: str, done: list[int], count: int
+) -> tuple[torch.Tensor, list[int]]:
     """The next `count` clips of `size` not yet in the cache, as (B, 3, 32, H, W) and their keys."""
     if isinstance(source, ShapesSource):
         source.cursor[size] = max(done) + 1 if done else 0
@@ -92,7 +107,9 @@ def _next_clips(source: ShapesSource | FolderSource, size: str, done: list[int],
     return torch.stack([frames_to_tensor(f) for f in frames]), indices
 
 
-def _save_cache(path: Path, latents: dict[str, list[torch.Tensor]], keys: dict[str, list[int]]) -> None:
+def _save_cache(
+    path: Path, latents: dict[str, list[torch.Tensor]], keys: dict[str, list[int]]
+) -> None:
     tensors = {}
     for size, items in latents.items():
         if items:
@@ -138,7 +155,9 @@ class CaptionedLatents:
 # ---------------------------------------------------------------------------------------
 
 
-def conditioning_mask(batch: int, frames: int, prob: float, generator: torch.Generator) -> torch.Tensor:
+def conditioning_mask(
+    batch: int, frames: int, prob: float, generator: torch.Generator
+) -> torch.Tensor:
     """(B, F) bool: for a share `prob` of clips, the first 1 or 2 latent frames are given clean.
 
     One frame is a first image (image-to-video); two are the last 5 frames of a previous clip
@@ -191,11 +210,16 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     draws = CaptionedLatents(cache, cfg.data.seed, dist.rank)
 
     # 2. The model, its EMA and optimizer, resumed if a checkpoint is there.
-    model_cfg: DiTConfig = replace(DIT_PRESETS[cfg.preset](), latent_channels=vae.cfg.latent_channels,
-                                   text_dim=text_encoder.dim)
+    model_cfg: DiTConfig = replace(
+        DIT_PRESETS[cfg.preset](),
+        latent_channels=vae.cfg.latent_channels,
+        text_dim=text_encoder.dim,
+    )
     dit = DiT(model_cfg).to(dist.device)
     ema = EMA(dit, decay=cfg.ema_decay)
-    optimizer = torch.optim.AdamW(dit.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        dit.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
+    )
     step = 0
     last = run_dir / "last.safetensors"
     if last.exists():
@@ -210,7 +234,10 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     started = time.time()
     while step < cfg.steps:
         latents, captions, size = draws.draw(cfg.batch_size)
-        captions = ["" if torch.rand(1, generator=generator).item() < cfg.text_dropout else c for c in captions]
+        captions = [
+            "" if torch.rand(1, generator=generator).item() < cfg.text_dropout else c
+            for c in captions
+        ]
         text, text_mask = text_encoder.encode(captions)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
@@ -224,14 +251,26 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         step += 1
 
         if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
-            stats = {"step": step, "loss": loss.item(), "grad_norm": grad_norm.item(), "size": size,
-                     "lr": optimizer.param_groups[0]["lr"], "elapsed": round(time.time() - started, 1)}
+            stats = {
+                "step": step,
+                "loss": loss.item(),
+                "grad_norm": grad_norm.item(),
+                "size": size,
+                "lr": optimizer.param_groups[0]["lr"],
+                "elapsed": round(time.time() - started, 1),
+            }
             log.append(stats)
             if progress:
                 progress(step, cfg.steps, stats)
         if dist.is_main and (step % cfg.save_every == 0 or step == cfg.steps):
-            save_training_state(last, model=dit, optimizer=optimizer, ema=ema, config=config_to_dict(cfg),
-                                meta={"step": step})
+            save_training_state(
+                last,
+                model=dit,
+                optimizer=optimizer,
+                ema=ema,
+                config=config_to_dict(cfg),
+                meta={"step": step},
+            )
             log.plot(("loss", "grad_norm"))
 
     # 4. The release: EMA weights of the DiT with the VAE, in one file.

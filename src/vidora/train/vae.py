@@ -59,7 +59,9 @@ def random_crop(video: torch.Tensor, side: int, generator: torch.Generator) -> t
     return torch.stack(crops)
 
 
-def vae_loss(vae: VideoVAE, video: torch.Tensor, cfg: VAETrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+def vae_loss(
+    vae: VideoVAE, video: torch.Tensor, cfg: VAETrainConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Foreground-weighted reconstruction of a sampled latent, plus KL to N(0, 1) per element."""
     module = vae.module if isinstance(vae, DistributedDataParallel) else vae
     mean, logvar = module.encode(video)  # (B, z, F, h, w) each
@@ -73,12 +75,20 @@ def vae_loss(vae: VideoVAE, video: torch.Tensor, cfg: VAETrainConfig) -> tuple[t
     loss = cfg.l1_weight * l1 + cfg.mse_weight * mse + cfg.kl_weight * kl
     plain_mse = (recon - video).square().mean().detach()
     psnr = 10 * torch.log10(4.0 / plain_mse.clamp(min=1e-10))  # peak-to-peak 2 in [-1, 1]
-    return loss, {"loss": loss.item(), "l1": l1.item(), "mse": mse.item(), "kl": kl.item(), "psnr": psnr.item()}
+    return loss, {
+        "loss": loss.item(),
+        "l1": l1.item(),
+        "mse": mse.item(),
+        "kl": kl.item(),
+        "psnr": psnr.item(),
+    }
 
 
 @torch.no_grad()
-def measure_latent_stats(vae: VideoVAE, cfg: VAETrainConfig, clips: int = 64) -> tuple[float, float]:
-    """Mean and 1/std of the latent means over 4 s clips: the DiT trains on unit-variance latents."""
+def measure_latent_stats(
+    vae: VideoVAE, cfg: VAETrainConfig, clips: int = 64
+) -> tuple[float, float]:
+    """Mean and 1/std of latent means over 4 s clips: the DiT trains on unit-variance latents."""
     data = replace(cfg.data, frames=(33,), frame_weights=(1.0,), seed=cfg.data.seed + 1000)
     stream = batches(data, batch_size=8)
     means = []
@@ -98,7 +108,9 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
 
     model_cfg: VAEConfig = VAE_PRESETS[cfg.preset]()
     vae = VideoVAE(model_cfg).to(dist.device)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        vae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
+    )
     step = 0
     last = run_dir / "last.safetensors"
     if last.exists():
@@ -125,13 +137,25 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         step += 1
 
         if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
-            stats.update(step=step, grad_norm=grad_norm.item(), size=batch.size, frames=batch.video.shape[2],
-                         lr=optimizer.param_groups[0]["lr"], elapsed=round(time.time() - started, 1))
+            stats.update(
+                step=step,
+                grad_norm=grad_norm.item(),
+                size=batch.size,
+                frames=batch.video.shape[2],
+                lr=optimizer.param_groups[0]["lr"],
+                elapsed=round(time.time() - started, 1),
+            )
             log.append(stats)
             if progress:
                 progress(step, cfg.steps, stats)
         if dist.is_main and (step % cfg.save_every == 0 or step == cfg.steps):
-            save_training_state(last, model=vae, optimizer=optimizer, config=config_to_dict(cfg), meta={"step": step})
+            save_training_state(
+                last,
+                model=vae,
+                optimizer=optimizer,
+                config=config_to_dict(cfg),
+                meta={"step": step},
+            )
             log.plot(("loss", "psnr"))
 
     out = run_dir / "vae.safetensors"
@@ -139,7 +163,9 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         vae.eval()
         shift, scale = measure_latent_stats(vae, cfg)
         final_cfg = replace(model_cfg, latent_shift=shift, latent_scale=scale)
-        save_checkpoint(out, vae.state_dict(), final_cfg.to_dict(), {"step": step, "train": config_to_dict(cfg)})
+        save_checkpoint(
+            out, vae.state_dict(), final_cfg.to_dict(), {"step": step, "train": config_to_dict(cfg)}
+        )
     cleanup_distributed()
     return out
 
