@@ -362,6 +362,10 @@ def main() -> None:
     console.print(f"[bold]Vidora[/]: {measured}; {d.steps} {d.sampler} steps, guidance "
                   f"{d.guidance:g}, shift {d.shift:g}; torch threads {results['threads']}; "
                   f"load average {results['loadavg_start'][0]}")
+    if results["loadavg_start"][0] > results["cores"] and results["threads"] > 1:
+        console.print(f"[yellow]The CPU is busy (load {results['loadavg_start'][0]} on "
+                      f"{results['cores']} cores): every figure will be inflated, most of all "
+                      "with several threads, which wait for each other; --threads 1 suffers less.")
 
     with tempfile.TemporaryDirectory(prefix="vidora-bench-") as tmp:
         # Cold first, while this process sits idle and the child has the CPU to itself.

@@ -93,6 +93,14 @@ def test_save_and_load_round_trip(pipe: TextToVideoPipeline, tmp_path: Path) -> 
     assert np.array_equal(loaded(PROMPT, seed=9).videos[0], pipe(PROMPT, seed=9).videos[0])
 
 
+def test_half_precision_release_is_smaller_and_close(pipe: TextToVideoPipeline, tmp_path: Path) -> None:
+    full = pipe.save_pretrained(tmp_path / "full.safetensors")
+    half = pipe.save_pretrained(tmp_path / "half.safetensors", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    a = TextToVideoPipeline.from_pretrained(half)(PROMPT, seed=9).videos[0].astype(int)
+    assert np.abs(a - pipe(PROMPT, seed=9).videos[0].astype(int)).mean() < 2.0
+
+
 def test_progress_reaches_one(pipe: TextToVideoPipeline) -> None:
     seen: list[float] = []
     pipe(PROMPT, seconds=8, progress=seen.append)

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 import openai
 import pytest
 from harness import Deployment, PostgresCluster, Proc
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from vidora.server.db import videos
+from vidora.server.db import workers as worker_rows
 from vidora.server.jobs import COMPLETED, FAILED, IN_PROGRESS, QUEUED, Job
 from vidora.server.protocol import CreateVideoRequest
 from vidora.server.services import Services
@@ -66,6 +67,16 @@ def wait_for(services: Services, ids: list[str], statuses: set[str], timeout: fl
     raise AssertionError(f"not {statuses} in {timeout} s: {[job(services, i).status for i in ids]}")
 
 
+def wait_registered(services: Services, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with services.db.read() as conn:
+            if conn.execute(select(func.count()).select_from(worker_rows)).scalar_one() >= count:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{count} workers did not start in {timeout} s")
+
+
 def completions(deployment: Deployment) -> Counter[str]:
     """How many times each video was reported completed, across every process's log."""
     counts: Counter[str] = Counter()
@@ -83,8 +94,9 @@ def test_two_workers_on_one_queue_finish_20_jobs_none_lost_or_doubled(
 ) -> None:
     deployment = deployment_on
     deployment.step_seconds = 0.05
-    ids = queue_jobs(services, 20)
     workers = [deployment.worker("--batch-size", "3") for _ in range(2)]
+    wait_registered(services, 2)  # both polling before any job exists: both will get work
+    ids = queue_jobs(services, 20)
     wait_for(services, ids, {COMPLETED, FAILED})
     assert {job(services, video_id).status for video_id in ids} == {COMPLETED}
     assert completions(deployment) == Counter({video_id: 1 for video_id in ids})
@@ -103,6 +115,7 @@ def test_a_killed_worker_leaves_its_video_to_the_other(
     deployment = deployment_on
     deployment.step_seconds = 0.4  # 1.6 s per batch: long enough to be killed mid-job
     workers = [deployment.worker() for _ in range(2)]
+    wait_registered(services, 2)
     [video_id] = queue_jobs(services, 1)
     wait_for(services, [video_id], {IN_PROGRESS})
     owner = job(services, video_id).lease_owner or ""

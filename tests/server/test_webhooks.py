@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,21 +23,21 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 class Receiver:
-    """An HTTP endpoint that records deliveries and fails the first `failures` of them."""
+    """An HTTP endpoint that records deliveries and fails the first `failures` of each message."""
 
     def __init__(self, failures: int = 0) -> None:
         self.deliveries: list[tuple[dict[str, str], bytes, int]] = []
-        self.failures = failures
         receiver = self
+        tries: Counter[str] = Counter()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["content-length"]))
-                status = 500 if receiver.failures > 0 else 204
-                receiver.failures -= 1
-                receiver.deliveries.append(
-                    ({k.lower(): v for k, v in self.headers.items()}, body, status)
-                )
+                message = self.headers["webhook-id"]
+                tries[message] += 1
+                status = 500 if tries[message] <= failures else 204
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.deliveries.append((headers, body, status))
                 self.send_response(status)
                 self.end_headers()
 
@@ -145,7 +146,7 @@ def test_a_key_endpoint_hears_only_its_key_and_the_server_endpoint_hears_all(set
 
 
 def test_failed_deliveries_are_retried_with_backoff_and_logged(setup: Setup) -> None:
-    # The server-wide receiver answered 500 to its first two deliveries (see Setup).
+    # The server-wide receiver answers 500 to the first two tries of each message (Setup).
     first = setup.server_hook.deliveries[0]
     video_id = json.loads(first[1])["data"]["id"]
     attempts = setup.server_hook.received(video_id, json.loads(first[1])["type"])

@@ -22,21 +22,36 @@ class CausalConv3d(nn.Module):
     Time is padded on the front alone, with copies of the first frame, so frame t of the output
     depends on input frames <= t and a 1-frame clip (an image) is a valid input. Space is
     zero-padded on both sides as usual. With stride 2 in time, 1 + 2m frames become 1 + m: the
-    first frame stays alone, every later pair is merged.
+    first frame stays alone, every later pair is merged. `kernel` is (time, space).
     """
 
     def __init__(
-        self, cin: int, cout: int, kernel: int = 3, stride: tuple[int, int, int] = (1, 1, 1)
+        self,
+        cin: int,
+        cout: int,
+        kernel: tuple[int, int] = (3, 3),
+        stride: tuple[int, int, int] = (1, 1, 1),
     ):
         super().__init__()
-        self.time_pad = kernel - 1
-        self.conv = nn.Conv3d(
-            cin, cout, kernel, stride=stride, padding=(0, kernel // 2, kernel // 2)
-        )
+        kt, ks = kernel
+        self.time_pad = kt - 1
+        self.conv = nn.Conv3d(cin, cout, (kt, ks, ks), stride=stride, padding=(0, ks // 2, ks // 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (0, 0, 0, 0, self.time_pad, 0), mode="replicate")  # (B, C, T + k - 1, H, W)
+        if self.time_pad:
+            x = F.pad(x, (0, 0, 0, 0, self.time_pad, 0), mode="replicate")  # (B, C, T + k - 1, H, W)
         return self.conv(x)
+
+
+class FactorizedConv3d(nn.Sequential):
+    """A (2+1)D causal convolution: 3x3 in space, then 3 taps back in time.
+
+    12 taps instead of 27 for nearly the same receptive field: the VAE's convolutions are what
+    a CPU spends its time on.
+    """
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(CausalConv3d(cin, cout, (1, 3)), CausalConv3d(cout, cout, (3, 1)))
 
 
 class ChannelRMSNorm(nn.Module):
@@ -57,15 +72,15 @@ class ChannelRMSNorm(nn.Module):
 
 
 class ResBlock3d(nn.Module):
-    """Pre-norm residual block of two causal convolutions."""
+    """Pre-norm residual block of two factorised causal convolutions."""
 
     def __init__(self, cin: int, cout: int | None = None):
         super().__init__()
         cout = cout or cin
         self.norm1 = ChannelRMSNorm(cin)
-        self.conv1 = CausalConv3d(cin, cout)
+        self.conv1 = FactorizedConv3d(cin, cout)
         self.norm2 = ChannelRMSNorm(cout)
-        self.conv2 = CausalConv3d(cout, cout)
+        self.conv2 = FactorizedConv3d(cout, cout)
         self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

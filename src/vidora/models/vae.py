@@ -36,9 +36,9 @@ class VAEConfig:
     """Channels of the latent video; the DiT's input width."""
     patch_size: int = 4
     """Space-to-depth fold at the input; one stride-2 stage then makes 8x in space."""
-    encoder_channels: tuple[int, int] = (64, 128)
+    encoder_channels: tuple[int, int] = (48, 96)
     """Widths at 1/4 and 1/8 of the resolution."""
-    decoder_channels: tuple[int, int] = (96, 160)
+    decoder_channels: tuple[int, int] = (64, 128)
     """Widths at 1/4 and 1/8 of the resolution: wider, since the decoder draws the sharp edges."""
     latent_shift: float = 0.0
     """Subtracted from latents before the DiT sees them (measured after VAE training)."""

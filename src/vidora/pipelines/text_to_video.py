@@ -144,14 +144,19 @@ class TextToVideoPipeline:
         )
         return cls(vae, dit, text_encoder, defaults or GenerationDefaults(steps=2))
 
-    def save_pretrained(self, path: str | Path, meta: dict | None = None) -> Path:
-        """One safetensors file with everything `from_pretrained` needs (weights and configs)."""
+    def save_pretrained(self, path: str | Path, meta: dict | None = None, half: bool = False) -> Path:
+        """One safetensors file with everything `from_pretrained` needs (weights and configs).
+
+        `half` stores float weights as float16 (half the size; loading casts them back).
+        """
         from dataclasses import asdict
 
         from vidora.train.checkpoint import save_checkpoint
 
         tensors = {f"vae.{k}": v for k, v in self.vae.state_dict().items()}
         tensors.update({f"dit.{k}": v for k, v in self.dit.state_dict().items()})
+        if half:
+            tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
         config = {
             "vae": self.vae.cfg.to_dict(),
             "dit": self.dit.cfg.to_dict(),

@@ -1,4 +1,9 @@
-"""Annotated dependencies, so routes read as prose: `def retrieve(key: CurrentKey, ...)`."""
+"""Annotated dependencies, so routes read as prose: `def retrieve(key: CurrentKey, ...)`.
+
+The trivial ones are `async def`: FastAPI runs a sync dependency in its thread pool, and a
+thread hop per lookup is most of a retrieve's cost under load. The key check touches the
+database, so it stays sync (in the pool).
+"""
 
 from __future__ import annotations
 
@@ -16,19 +21,19 @@ from vidora.server.videos import VideoService
 _bearer = HTTPBearer(auto_error=False, description="An API key from `vidora keys create NAME`.")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.services.settings
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     return request.app.state.services.registry
 
 
-def get_videos(request: Request) -> VideoService:
+async def get_videos(request: Request) -> VideoService:
     return request.app.state.services.videos
 
 

@@ -192,8 +192,10 @@ class Worker:
         started = time.perf_counter()
         try:
             frames: list[np.ndarray | None] = list(engine.generate(requests, pulse.progress))
+            if len(frames) != len(requests):
+                raise ValueError(f"the engine returned {len(frames)} videos for {len(requests)}")
         except Abandon:
-            self._abandon(claim, pulse)
+            self._abandon(claim)
             return None
         except Exception as error:
             if len(requests) == 1:
@@ -209,7 +211,7 @@ class Worker:
                 try:
                     frames.append(engine.generate([request], pulse.progress)[0])
                 except Abandon:
-                    self._abandon(claim, pulse)
+                    self._abandon(claim)
                     return None
                 except Exception as single:
                     log.exception("generation failed", extra={"video_id": job.id})
@@ -220,7 +222,7 @@ class Worker:
             self.metrics.batch_size.labels(model).observe(len(requests))
         return frames
 
-    def _abandon(self, claim: Claim, pulse: _Heartbeat) -> None:
+    def _abandon(self, claim: Claim) -> None:
         if self.stop_event.is_set():
             self.queue.release(claim)
             log.info(

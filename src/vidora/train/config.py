@@ -58,7 +58,7 @@ class VAETrainConfig:
     """Gradient-norm clip."""
     foreground_weight: float = 0.0
     """Extra reconstruction weight on pixels unlike the frame's corner colour (Shapes World's
-    objects are a few percent of the pixels; the built-in recipe uses 10)."""
+    objects are a few percent of the pixels; the built-in recipe uses 5)."""
     crop: int = 32
     """Side of the random square crop trained on (0: whole frames). The VAE is convolutional, so
     crops teach it the same thing for a fraction of the compute."""

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from vidora.server.deps import CurrentKey, SettingsDep, Videos
 from vidora.server.errors import InvalidRequest, NotFound
 from vidora.server.inputs import Upload, read_body
-from vidora.server.jobs import IN_PROGRESS, QUEUED, Job
+from vidora.server.jobs import Job
 from vidora.server.protocol import (
     CreateVideoRequest,
     EditRequest,
@@ -108,7 +108,7 @@ async def extend_body(request: Request, settings: SettingsDep) -> ExtendBody:
     return ExtendBody(parse_request(ExtendRequest, body.fields), video)
 
 
-def video_id_path(video_id: Annotated[str, Path()]) -> str:
+async def video_id_path(video_id: Annotated[str, Path()]) -> str:
     """Ids that cannot exist are 404 before reaching the database."""
     if not VIDEO_ID.match(video_id):
         raise NotFound(
@@ -121,9 +121,8 @@ VideoId = Annotated[str, Depends(video_id_path)]
 
 
 def present(job: Job, response: Response, settings: Settings) -> VideoObject:
-    """The Video object, with the poll-after hint while it is unfinished."""
-    if job.status in (QUEUED, IN_PROGRESS):
-        response.headers["openai-poll-after-ms"] = str(settings.poll_after_ms)
+    """The Video object, with the poll-after hint the SDK's poll() waits by."""
+    response.headers["openai-poll-after-ms"] = str(settings.poll_after_ms)
     return VideoObject.from_job(job)
 
 
