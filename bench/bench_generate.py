@@ -355,7 +355,10 @@ def main() -> None:
     }
 
     with console.status("loading Vidora"):
-        vidora, measured, release = load_vidora(args.checkpoint)
+        try:
+            vidora, measured, release = load_vidora(args.checkpoint)
+        except (FileNotFoundError, ValueError) as error:
+            parser.error(f"--checkpoint: {error}")
     d = vidora.defaults
     results.update(measured=measured, steps=d.steps, guidance=d.guidance, sampler=d.sampler,
                    shift=d.shift)

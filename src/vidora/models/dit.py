@@ -61,7 +61,7 @@ class DiTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         hidden = int(d * cfg.mlp_ratio)
         self.mlp = nn.Sequential(
-            nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d)
+            nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d)
         )
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
 
@@ -106,7 +106,7 @@ class DiT(nn.Module):
         self.patch_embed = nn.Linear(in_per_token, d)
         self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.text_proj = nn.Sequential(
-            nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d)
+            nn.Linear(cfg.text_dim, d), nn.GELU(), nn.Linear(d, d)
         )
         self.text_pool = nn.Linear(cfg.text_dim, d)
         self.rope = Rope3d(d // cfg.heads)
