@@ -15,7 +15,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-world_app = typer.Typer(help="Shapes World: sample, export and inspect the built-in world.", no_args_is_help=True)
+world_app = typer.Typer(
+    help="Shapes World: sample, export and inspect the built-in world.", no_args_is_help=True
+)
 app.add_typer(world_app, name="world")
 
 
@@ -140,23 +142,41 @@ def judge_video(
 
 # --- generate / eval / train ----------------------------------------------------------
 
-train_app = typer.Typer(help="Train the VAE, then the DiT, on Shapes World or your own videos.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train the VAE, then the DiT, on Shapes World or your own videos.", no_args_is_help=True
+)
 app.add_typer(train_app, name="train")
 
 
 @app.command("generate")
 def generate(
     prompt: str = typer.Argument(..., help="What the video shows."),
-    output: str = typer.Option(..., "-o", "--output", metavar="OUT.mp4", help="Where to write the mp4."),
-    size: str = typer.Option("64x64", "--size", help="64x64, 96x64 (landscape) or 64x96 (portrait)."),
+    output: str = typer.Option(
+        ..., "-o", "--output", metavar="OUT.mp4", help="Where to write the mp4."
+    ),
+    size: str = typer.Option(
+        "64x64", "--size", help="64x64, 96x64 (landscape) or 64x96 (portrait)."
+    ),
     seconds: int = typer.Option(4, "--seconds", help="4, 8 or 12; past 4 s the video is extended."),
     seed: int = typer.Option(0, "--seed", min=0, help="Same seed, same video."),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the model's)."),
-    guidance: float | None = typer.Option(None, "--guidance", min=0.0, help="Classifier-free guidance scale."),
-    negative_prompt: str | None = typer.Option(None, "--negative-prompt", help="What the video should not show."),
-    image: str | None = typer.Option(None, "--image", metavar="FIRST_FRAME.png", help="Start from this image."),
-    extend: str | None = typer.Option(None, "--extend", metavar="VIDEO.mp4", help="Continue this video."),
-    checkpoint: str | None = typer.Option(None, "--checkpoint", metavar="PATH", help="A model release file (default: built-in)."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, help="Sampler steps (default: the model's)."
+    ),
+    guidance: float | None = typer.Option(
+        None, "--guidance", min=0.0, help="Classifier-free guidance scale."
+    ),
+    negative_prompt: str | None = typer.Option(
+        None, "--negative-prompt", help="What the video should not show."
+    ),
+    image: str | None = typer.Option(
+        None, "--image", metavar="FIRST_FRAME.png", help="Start from this image."
+    ),
+    extend: str | None = typer.Option(
+        None, "--extend", metavar="VIDEO.mp4", help="Continue this video."
+    ),
+    checkpoint: str | None = typer.Option(
+        None, "--checkpoint", metavar="PATH", help="A model release file (default: built-in)."
+    ),
 ) -> None:
     """Make a video from a prompt with the built-in model (or --checkpoint)."""
     from pathlib import Path
@@ -183,13 +203,27 @@ def generate(
     console = Console(stderr=True)
     with console.status("loading the model"):
         pipeline = _load_pipeline(checkpoint)
-    with Progress("[progress.description]{task.description}", BarColumn(), "{task.percentage:>3.0f}%",
-                  TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.percentage:>3.0f}%",
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("generating", total=1.0)
         try:
-            out = pipeline(prompt, negative_prompt=negative_prompt, size=size, seconds=seconds, steps=steps,
-                           guidance=guidance, seed=seed, image=first, video=previous,
-                           progress=lambda share: bar.update(task, completed=share))
+            out = pipeline(
+                prompt,
+                negative_prompt=negative_prompt,
+                size=size,
+                seconds=seconds,
+                steps=steps,
+                guidance=guidance,
+                seed=seed,
+                image=first,
+                video=previous,
+                progress=lambda share: bar.update(task, completed=share),
+            )
         except ValueError as error:
             raise typer.BadParameter(str(error)) from None
     path = write_mp4(Path(output), out.videos[0], fps=out.fps)
@@ -207,17 +241,33 @@ def _load_pipeline(checkpoint: str | None):  # -> TextToVideoPipeline
 
 @app.command("eval")
 def eval_model(
-    checkpoint: str | None = typer.Option(None, "--checkpoint", metavar="PATH", help="A model release (default: built-in)."),
-    splits: list[str] = typer.Option(["eval-seen", "eval-wording", "eval-composition"], "--split",
-                                     help="Split to score (repeat for several)."),
+    checkpoint: str | None = typer.Option(
+        None, "--checkpoint", metavar="PATH", help="A model release (default: built-in)."
+    ),
+    splits: list[str] = typer.Option(
+        ["eval-seen", "eval-wording", "eval-composition"],
+        "--split",
+        help="Split to score (repeat for several).",
+    ),
     count: int = typer.Option(200, "-n", "--count", min=1, help="Prompts per split and seed."),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated split seeds."),
-    output: str = typer.Option("eval-out", "-o", "--output", metavar="DIR", help="Where metrics.json and sheets go."),
+    output: str = typer.Option(
+        "eval-out", "-o", "--output", metavar="DIR", help="Where metrics.json and sheets go."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts generated together."),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the model's)."),
-    guidance: float | None = typer.Option(None, "--guidance", min=0.0, help="Guidance scale (default: the model's)."),
-    conditioning: int = typer.Option(0, "--conditioning", min=0, metavar="N",
-                                     help="Also run the image-to-video and 8 s extension checks on N clips."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, help="Sampler steps (default: the model's)."
+    ),
+    guidance: float | None = typer.Option(
+        None, "--guidance", min=0.0, help="Guidance scale (default: the model's)."
+    ),
+    conditioning: int = typer.Option(
+        0,
+        "--conditioning",
+        min=0,
+        metavar="N",
+        help="Also run the image-to-video and 8 s extension checks on N clips.",
+    ),
 ) -> None:
     """Score a model with the judge on Shapes World splits: metrics.json and contact sheets."""
     import json
@@ -230,9 +280,13 @@ def eval_model(
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
-        raise typer.BadParameter(f"--seeds must be integers separated by commas, not {seeds!r}") from None
+        raise typer.BadParameter(
+            f"--seeds must be integers separated by commas, not {seeds!r}"
+        ) from None
     pipeline = _load_pipeline(checkpoint)
-    generator = PipelineGenerator(pipeline, steps=steps, guidance=guidance, name=checkpoint or "built-in")
+    generator = PipelineGenerator(
+        pipeline, steps=steps, guidance=guidance, name=checkpoint or "built-in"
+    )
     try:
         metrics = evaluate(generator, splits, count, seed_list, output, batch_size=batch_size)
     except ValueError as error:
@@ -258,17 +312,29 @@ def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:
     from vidora.train import vae as vae_stage
     from vidora.train.config import DiTTrainConfig, VAETrainConfig, load_config
 
-    cls, run = (VAETrainConfig, vae_stage.main) if stage == "vae" else (DiTTrainConfig, dit_stage.main)
+    cls, run = (
+        (VAETrainConfig, vae_stage.main) if stage == "vae" else (DiTTrainConfig, dit_stage.main)
+    )
     try:
         cfg = load_config(cls, config, overrides)
     except (ValueError, OSError) as error:
         raise typer.BadParameter(str(error)) from None
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  "{task.fields[info]}", TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "{task.fields[info]}",
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    ) as bar:
         task = bar.add_task(f"train {stage}", total=None, info="")
 
         def show(step: int, total: int, stats: dict) -> None:
-            info = "  ".join(f"{k} {v:.4g}" for k, v in stats.items() if k in ("loss", "psnr") and isinstance(v, float))
+            info = "  ".join(
+                f"{k} {v:.4g}"
+                for k, v in stats.items()
+                if k in ("loss", "psnr") and isinstance(v, float)
+            )
             bar.update(task, completed=step, total=total, info=info or stats.get("stage", ""))
 
         out = run(cfg, progress=show)
@@ -276,7 +342,9 @@ def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:
 
 
 _CONFIG = typer.Option(None, "--config", metavar="FILE.yaml", help="YAML file of config overrides.")
-_OVERRIDES = typer.Argument(None, metavar="[KEY=VALUE]...", help="Overrides, e.g. steps=1000 data.source=./clips")
+_OVERRIDES = typer.Argument(
+    None, metavar="[KEY=VALUE]...", help="Overrides, e.g. steps=1000 data.source=./clips"
+)
 
 
 @train_app.command("vae")

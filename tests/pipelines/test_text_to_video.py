@@ -93,7 +93,9 @@ def test_save_and_load_round_trip(pipe: TextToVideoPipeline, tmp_path: Path) -> 
     assert np.array_equal(loaded(PROMPT, seed=9).videos[0], pipe(PROMPT, seed=9).videos[0])
 
 
-def test_half_precision_release_is_smaller_and_close(pipe: TextToVideoPipeline, tmp_path: Path) -> None:
+def test_half_precision_release_is_smaller_and_close(
+    pipe: TextToVideoPipeline, tmp_path: Path
+) -> None:
     full = pipe.save_pretrained(tmp_path / "full.safetensors")
     half = pipe.save_pretrained(tmp_path / "half.safetensors", half=True)
     assert half.stat().st_size < 0.6 * full.stat().st_size

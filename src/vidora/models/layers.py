@@ -39,7 +39,9 @@ class CausalConv3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.time_pad:
-            x = F.pad(x, (0, 0, 0, 0, self.time_pad, 0), mode="replicate")  # (B, C, T + k - 1, H, W)
+            x = F.pad(
+                x, (0, 0, 0, 0, self.time_pad, 0), mode="replicate"
+            )  # (B, C, T + k - 1, H, W)
         return self.conv(x)
 
 

@@ -144,7 +144,9 @@ class TextToVideoPipeline:
         )
         return cls(vae, dit, text_encoder, defaults or GenerationDefaults(steps=2))
 
-    def save_pretrained(self, path: str | Path, meta: dict | None = None, half: bool = False) -> Path:
+    def save_pretrained(
+        self, path: str | Path, meta: dict | None = None, half: bool = False
+    ) -> Path:
         """One safetensors file with everything `from_pretrained` needs (weights and configs).
 
         `half` stores float weights as float16 (half the size; loading casts them back).
