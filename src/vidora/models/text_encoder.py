@@ -144,8 +144,7 @@ class BertEncoder(nn.Module):
         from safetensors import safe_open
 
         cfg = BertConfig.from_json(folder / "config.json")
-        with torch.device("meta"):  # no random init: every tensor comes from the file
-            model = cls(cfg)
+        model = cls(cfg)  # (not on the meta device: its init imports torch._dynamo, ~2 s)
         state = {}
         with safe_open(folder / "model.safetensors", framework="pt") as f:
             stored = set(f.keys())
@@ -154,7 +153,7 @@ class BertEncoder(nn.Module):
                 if theirs not in stored:
                     raise ValueError(f"{folder / 'model.safetensors'}: no tensor {theirs!r}")
                 state[ours] = f.get_tensor(theirs).float()
-        model.load_state_dict(state, strict=True, assign=True)
+        model.load_state_dict(state, strict=True)
         return model
 
 
