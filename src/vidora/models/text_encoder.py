@@ -144,7 +144,9 @@ class BertEncoder(nn.Module):
         from safetensors import safe_open
 
         cfg = BertConfig.from_json(folder / "config.json")
-        model = cls(cfg)  # (not on the meta device: its init imports torch._dynamo, ~2 s)
+        # Built on the CPU, its random init overwritten below: on the meta device that init
+        # would import torch._dynamo (~2 s), the cost this module exists to avoid.
+        model = cls(cfg)
         state = {}
         with safe_open(folder / "model.safetensors", framework="pt") as f:
             stored = set(f.keys())
@@ -153,7 +155,7 @@ class BertEncoder(nn.Module):
                 if theirs not in stored:
                     raise ValueError(f"{folder / 'model.safetensors'}: no tensor {theirs!r}")
                 state[ours] = f.get_tensor(theirs).float()
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=True)  # keep the read tensors, no copy
         return model
 
 
