@@ -190,6 +190,17 @@ def generate(
 
     if image and extend:
         raise typer.BadParameter("give --image or --extend, not both")
+    target = Path(output)
+    if target.suffix.lower() != ".mp4":
+        raise typer.BadParameter(
+            f"the output must be an .mp4 file, not {output!r}", param_hint="-o"
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise typer.BadParameter(
+            f"cannot create {target.parent}: {error}", param_hint="-o"
+        ) from None
     try:
         width, height = parse_size(size)
         first = fit_image(load_image(image), width, height) if image else None
@@ -226,7 +237,10 @@ def generate(
             )
         except ValueError as error:
             raise typer.BadParameter(str(error)) from None
-    path = write_mp4(Path(output), out.videos[0], fps=out.fps)
+    try:
+        path = write_mp4(target, out.videos[0], fps=out.fps)
+    except MediaError as error:
+        raise typer.BadParameter(str(error), param_hint="-o") from None
     typer.echo(f"wrote {path} ({len(out.videos[0])} frames, {size}, seed {seed})")
 
 

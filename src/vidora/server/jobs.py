@@ -202,12 +202,13 @@ class JobQueue:
             ).first()
         return Job.from_row(row) if row else None
 
-    def count_in_flight(self, key_id: str) -> int:
+    def count_in_flight(self, key_id: str | None) -> int:
+        """Queued and running jobs of one owner (None: the jobs made without a key)."""
         with self.db.read() as conn:
             return conn.execute(
                 select(func.count())
                 .select_from(videos)
-                .where(videos.c.key_id == key_id, videos.c.status.in_((QUEUED, IN_PROGRESS)))
+                .where(_owned(key_id), videos.c.status.in_((QUEUED, IN_PROGRESS)))
             ).scalar_one()
 
     def counts_by_status(self) -> dict[str, int]:

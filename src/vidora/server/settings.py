@@ -40,6 +40,11 @@ class Settings:
     """Require an API key on /v1. Off only for a single user on localhost."""
     embedded_worker: bool = True
     """Run one worker inside the API process (the embedded default: nothing else to start)."""
+    studio: bool = True
+    """Serve the browser studio at /studio (same process, same jobs, keys and limits)."""
+    studio_in_flight_limit: int = 4
+    """Videos one studio user may have queued or generating at once (0: only the key's limit);
+    a browser tab is one person, so this stays well under the API's per-key default."""
 
     lease_seconds: float = 30.0
     """How long a claim lasts without a heartbeat before another worker may take the job."""
@@ -93,7 +98,13 @@ class Settings:
         _check_positive(self, "video_ttl_seconds", "janitor_interval", "webhook_max_attempts")
         _check_positive(self, "max_image_bytes", "max_video_bytes", "max_source_seconds")
         _check_positive(self, "webhook_backoff_seconds", "webhook_timeout_seconds")
-        for name in ("rpm_limit", "in_flight_limit", "seconds_per_day_limit", "poll_after_ms"):
+        for name in (
+            "rpm_limit",
+            "in_flight_limit",
+            "seconds_per_day_limit",
+            "poll_after_ms",
+            "studio_in_flight_limit",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{_env_name(name)} must be 0 or more, got {getattr(self, name)}")
         if self.log_format not in ("json", "text"):

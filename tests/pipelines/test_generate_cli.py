@@ -1,0 +1,76 @@
+"""`vidora generate` end to end with a tiny release: real mp4s out, clear errors in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from vidora.cli import app
+from vidora.media import read_mp4
+from vidora.pipelines import TextToVideoPipeline
+
+PROMPT = "a red circle moving right on a black background"
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("release") / "tiny.safetensors"
+    return str(TextToVideoPipeline.tiny_random().save_pretrained(path))
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, ["generate", *args])
+
+
+def test_writes_an_mp4_into_a_new_folder(release: str, tmp_path: Path) -> None:
+    out = tmp_path / "new" / "clip.mp4"
+    result = _run(PROMPT, "-o", str(out), "--checkpoint", release, "--size", "96x64")
+    assert result.exit_code == 0, result.output
+    frames, fps = read_mp4(out)
+    assert frames.shape == (32, 64, 96, 3) and fps == 8
+
+
+def test_eight_seconds_and_extension(release: str, tmp_path: Path) -> None:
+    long = tmp_path / "long.mp4"
+    assert _run(PROMPT, "-o", str(long), "--checkpoint", release, "--seconds", "8").exit_code == 0
+    assert read_mp4(long)[0].shape[0] == 64
+    more = tmp_path / "more.mp4"
+    result = _run(PROMPT, "-o", str(more), "--checkpoint", release, "--extend", str(long))
+    assert result.exit_code == 0, result.output
+    assert read_mp4(more)[0].shape[0] == 32
+
+
+def test_first_frame_image_of_any_size_is_fitted(release: str, tmp_path: Path) -> None:
+    image = tmp_path / "first.png"
+    Image.fromarray(np.full((120, 200, 3), 90, np.uint8)).save(image)
+    out = tmp_path / "i2v.mp4"
+    result = _run(PROMPT, "-o", str(out), "--checkpoint", release, "--image", str(image))
+    assert result.exit_code == 0, result.output
+    assert read_mp4(out)[0].shape == (32, 64, 64, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "128x128"], "size must be one of"),
+        (["--seconds", "5"], "seconds must be one of"),
+        (["-o", "clip.gif"], "must be an .mp4"),
+        (["--image", "missing.png"], "missing.png"),
+        (["--checkpoint", "nowhere.safetensors"], "no checkpoint at nowhere.safetensors"),
+    ],
+)
+def test_bad_input_is_a_usage_error(
+    release: str, tmp_path: Path, args: list[str], message: str
+) -> None:
+    options = {
+        "-o": str(tmp_path / "x.mp4"),
+        "--checkpoint": release,
+        **dict(zip(args[::2], args[1::2])),
+    }
+    result = _run(PROMPT, *[item for pair in options.items() for item in pair])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
