@@ -69,7 +69,7 @@ def test_bad_input_is_a_usage_error(
     options = {
         "-o": str(tmp_path / "x.mp4"),
         "--checkpoint": release,
-        **dict(zip(args[::2], args[1::2])),
+        **dict(zip(args[::2], args[1::2], strict=True)),
     }
     result = _run(PROMPT, *[item for pair in options.items() for item in pair])
     assert result.exit_code == 2, result.output
