@@ -75,3 +75,13 @@ def test_normalize_inverts() -> None:
     vae = VideoVAE(type(cfg)(**{**cfg.to_dict(), "latent_shift": 0.3, "latent_scale": 2.5}))
     z = torch.randn(2, 4, 3, 8, 8)
     torch.testing.assert_close(vae.denormalize(vae.normalize(z)), z)
+
+
+@pytest.mark.parametrize(("preset", "factor"), [("tiny", 8), ("small", 4)])
+def test_spatial_factor_of_each_preset(preset: str, factor: int) -> None:
+    vae = VideoVAE(VAE_PRESETS[preset]()).eval()
+    assert vae.spatial_factor == factor
+    with torch.no_grad():
+        mean, _ = vae.encode(torch.zeros(1, 3, 5, 64, 96))
+        assert mean.shape[-2:] == (64 // factor, 96 // factor)
+        assert vae.decode(mean).shape == (1, 3, 5, 64, 96)

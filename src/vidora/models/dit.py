@@ -1,6 +1,6 @@
 """A diffusion transformer over spacetime patches (Sora's recipe, small).
 
-The latent video (B, z, F, h, w) is cut into 1x2x2 patches that become tokens; 3D rotary
+The latent video (B, z, F, h, w) is cut into spacetime patches that become tokens; 3D rotary
 positions tell attention where each token sits in time and space, so one model serves every
 size and duration it was trained on. Each block modulates its norms from the timestep and the
 pooled prompt (adaLN-zero), attends over all spacetime tokens, then cross-attends to the text
@@ -26,7 +26,8 @@ class DiTConfig:
     latent_channels: int = 8
     """Channels of the VAE latent."""
     patch_size: tuple[int, int, int] = (1, 2, 2)
-    """Latent frames, rows and columns per token."""
+    """Latent frames, rows and columns per token (the built-in model: 1x4x4 of a 4x VAE, so a
+    token is 16x16 pixels)."""
     width: int = 256
     """Token width D."""
     depth: int = 6
@@ -192,6 +193,6 @@ class DiT(nn.Module):
 
 DIT_PRESETS = {
     "tiny": lambda: DiTConfig(latent_channels=4, width=32, depth=2, heads=2),
-    "small": lambda: DiTConfig(),
+    "small": lambda: DiTConfig(patch_size=(1, 4, 4)),
 }
 """Size presets; the keys are the CLI's choices. `tiny` builds in milliseconds for tests."""

@@ -1,7 +1,8 @@
-"""A causal video VAE: 4x in time, 8x in space, a few latent channels.
+"""A causal video VAE: 4x in time, 4x (or 8x) in space, a few latent channels.
 
 Frames go in as (B, 3, T, H, W) in [-1, 1] with T = 1 + 4k (a 1-frame clip is an image); the
-latent is (B, z, 1 + k, H/8, W/8). Every convolution is causal in time, so latent frame j
+latent is (B, z, 1 + k, H/f, W/f), f the spatial factor (`VideoVAE.spatial_factor`). Every
+convolution is causal in time, so latent frame j
 depends on frames <= 4j only: the first latent frame is the first frame alone, which is what
 image-to-video and extension condition on. Space is first folded into channels (4x4
 space-to-depth), so the convolutions run at a quarter of the resolution: cheap on a CPU, and
@@ -27,7 +28,6 @@ from vidora.models.layers import (
 )
 
 TEMPORAL_FACTOR = 4
-SPATIAL_FACTOR = 8
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,14 @@ class VAEConfig:
     latent_channels: int = 8
     """Channels of the latent video; the DiT's input width."""
     patch_size: int = 4
-    """Space-to-depth fold at the input; one stride-2 stage then makes 8x in space."""
-    encoder_channels: tuple[int, int] = (48, 96)
-    """Widths at 1/4 and 1/8 of the resolution."""
-    decoder_channels: tuple[int, int] = (64, 128)
-    """Widths at 1/4 and 1/8 of the resolution: wider, since the decoder draws the sharp edges."""
+    """Space-to-depth fold at the input: the first 4x of the spatial compression."""
+    downsample_space: bool = False
+    """A stride-2 stage in space as well (8x in all). Off for the built-in model: at 4x a 10 px
+    object spans 2.5 latent pixels, which the decoder draws sharply after far less training."""
+    encoder_channels: tuple[int, int] = (48, 64)
+    """Widths of the encoder's two stages (the second after the last time downsampling)."""
+    decoder_channels: tuple[int, int] = (64, 96)
+    """Widths of the decoder's two stages: wider than the encoder's, it draws the edges."""
     latent_shift: float = 0.0
     """Subtracted from latents before the DiT sees them (measured after VAE training)."""
     latent_scale: float = 1.0
@@ -65,7 +68,7 @@ class Encoder(nn.Module):
         self.block0 = ResBlock3d(c0)
         self.down_time = Downsample3d(c0, c0, time=True, space=False)
         self.block1 = ResBlock3d(c0)
-        self.down_both = Downsample3d(c0, c1, time=True, space=True)
+        self.down_both = Downsample3d(c0, c1, time=True, space=cfg.downsample_space)
         self.block2 = ResBlock3d(c1)
         self.block3 = ResBlock3d(c1)
         self.norm_out = ChannelRMSNorm(c1)
@@ -75,8 +78,8 @@ class Encoder(nn.Module):
         x = patchify_space(x, self.patch)  # (B, 48, T, H/4, W/4)
         x = self.block0(self.conv_in(x))  # (B, c0, T, H/4, W/4)
         x = self.block1(self.down_time(x))  # (B, c0, 1 + (T-1)/2, H/4, W/4)
-        x = self.block3(self.block2(self.down_both(x)))  # (B, c1, 1 + (T-1)/4, H/8, W/8)
-        return self.conv_out(F.silu(self.norm_out(x)))  # (B, 2z, 1 + (T-1)/4, H/8, W/8)
+        x = self.block3(self.block2(self.down_both(x)))  # (B, c1, 1 + (T-1)/4, H/f, W/f)
+        return self.conv_out(F.silu(self.norm_out(x)))  # (B, 2z, 1 + (T-1)/4, H/f, W/f)
 
 
 class Decoder(nn.Module):
@@ -87,7 +90,7 @@ class Decoder(nn.Module):
         self.conv_in = CausalConv3d(cfg.latent_channels, c1)
         self.block0 = ResBlock3d(c1)
         self.block1 = ResBlock3d(c1)
-        self.up_both = Upsample3d(c1, c0, time=True, space=True)
+        self.up_both = Upsample3d(c1, c0, time=True, space=cfg.downsample_space)
         self.block2 = ResBlock3d(c0)
         self.up_time = Upsample3d(c0, c0, time=True, space=False)
         self.block3 = ResBlock3d(c0)
@@ -96,7 +99,7 @@ class Decoder(nn.Module):
         self.conv_out = CausalConv3d(c0, 3 * cfg.patch_size**2)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.block1(self.block0(self.conv_in(z)))  # (B, c1, F, H/8, W/8)
+        x = self.block1(self.block0(self.conv_in(z)))  # (B, c1, F, H/f, W/f)
         x = self.block2(self.up_both(x))  # (B, c0, 1 + 2(F-1), H/4, W/4)
         x = self.block4(self.block3(self.up_time(x)))  # (B, c0, 1 + 4(F-1), H/4, W/4)
         x = self.conv_out(F.silu(self.norm_out(x)))  # (B, 48, T, H/4, W/4)
@@ -112,14 +115,19 @@ class VideoVAE(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
 
+    @property
+    def spatial_factor(self) -> int:
+        """Pixels per latent pixel along each side: 4, or 8 with `downsample_space`."""
+        return self.cfg.patch_size * (2 if self.cfg.downsample_space else 1)
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, 1 + 4k, H, W) in [-1, 1] -> mean, log-variance: (B, z, 1 + k, H/8, W/8) each."""
+        """(B, 3, 1 + 4k, H, W) in [-1, 1] -> mean, log-variance: (B, z, 1 + k, H/f, W/f) each."""
         check_frames(x.shape[2])
         mean, logvar = self.encoder(x).chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, z, F, h, w) latents -> (B, 3, 1 + 4(F - 1), 8h, 8w) frames, roughly in [-1, 1]."""
+        """(B, z, F, h, w) latents -> (B, 3, 1 + 4(F - 1), f*h, f*w) frames, roughly in [-1, 1]."""
         return self.decoder(z)
 
     def normalize(self, mean: torch.Tensor) -> torch.Tensor:
@@ -149,7 +157,7 @@ def pad_frames(x: torch.Tensor) -> torch.Tensor:
 
 VAE_PRESETS = {
     "tiny": lambda: VAEConfig(
-        latent_channels=4, encoder_channels=(8, 16), decoder_channels=(8, 16)
+        latent_channels=4, encoder_channels=(8, 16), decoder_channels=(8, 16), downsample_space=True
     ),
     "small": lambda: VAEConfig(),
 }

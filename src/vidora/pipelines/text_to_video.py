@@ -286,7 +286,8 @@ class TextToVideoPipeline:
         """One 33-frame chunk per prompt, its first frames given when `first` (n, k, H, W, 3) is."""
         n = len(generators)
         f = latent_frames(CLIP_FRAMES)
-        shape = (self.vae.cfg.latent_channels, f, height // 8, width // 8)
+        down = self.vae.spatial_factor
+        shape = (self.vae.cfg.latent_channels, f, height // down, width // down)
 
         # a. Noise, one generator per prompt.
         x = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(

@@ -66,6 +66,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(videos.router)
     app.include_router(models.router)
     app.include_router(ops.router)
+    if settings.studio:
+        from vidora.studio.app import mount_studio  # gradio loads only when the studio is on
+
+        mount_studio(app, services)
     app.add_middleware(RequestLog, metrics=services.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -98,7 +102,7 @@ class RequestLog:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.http_seconds.labels(route).observe(seconds)
-            if route not in ("/metrics", "/healthz"):
+            if route not in ("/metrics", "/healthz") and not scope["path"].startswith("/studio"):
                 extra: dict[str, Any] = {
                     "method": scope["method"],
                     "path": scope["path"],

@@ -23,11 +23,11 @@ STATUS_TEXT = {
     FAILED: "failed",
 }
 
-SIZE_NAMES = {1.0: "square", 1.5: "landscape", 2 / 3: "portrait"}
+SIZE_NAMES = {1.0: "square", 1.5: "wide", 2 / 3: "tall"}
 
 
 def size_label(size: str) -> str:
-    """`96x64` -> `96x64 (landscape)`, so the choice reads as what it is."""
+    """`96x64` -> `96x64 (wide)`, so the choice reads as what it is."""
     width, _, height = size.partition("x")
     try:
         ratio = int(width) / int(height)
@@ -35,7 +35,7 @@ def size_label(size: str) -> str:
         return size
     name = next((n for r, n in SIZE_NAMES.items() if abs(r - ratio) < 1e-3), None)
     if name is None:
-        name = "landscape" if ratio > 1 else "portrait"
+        name = "wide" if ratio > 1 else "tall"
     return f"{size} ({name})"
 
 
@@ -89,10 +89,11 @@ def _card(job: Job, thumb: str | None, selected: bool) -> str:
         picture = '<div class="vd-thumb vd-placeholder">failed</div>'
     else:
         percent = job.progress if job.status == IN_PROGRESS else 0
+        label = f"{percent}%" if job.status == IN_PROGRESS else "waiting for the worker"
         picture = (
             '<div class="vd-thumb vd-placeholder">'
             f'<div class="vd-bar"><span style="width:{percent}%"></span></div>'
-            f"<span>{html.escape(progress_text(job))}</span></div>"
+            f"<span>{label}</span></div>"
         )
     derived = ""
     if job.remixed_from_video_id:
@@ -232,9 +233,10 @@ STUDIO_CSS = """
   padding: 6px 8px; border-radius: 6px; background: var(--background-fill-secondary); }
 .vd-label { font-size: 0.85em; color: var(--body-text-color-subdued); margin-top: 6px; }
 .vd-settings { font-size: 0.9em; border-collapse: collapse; }
-.vd-settings th { text-align: left; padding: 1px 12px 1px 0; font-weight: 600;
-  white-space: nowrap; vertical-align: top; }
-.vd-settings td { padding: 1px 0; }
+.vd-settings, .vd-settings tr, .vd-settings th, .vd-settings td { border: none !important;
+  background: none !important; padding: 1px 12px 1px 0 !important; text-align: left;
+  vertical-align: top; }
+.vd-settings th { font-weight: 600; white-space: nowrap; }
 .vd-again { font-size: 0.85em; margin-top: 6px; }
 #vd-player video { image-rendering: pixelated; }
 #vd-status:empty { display: none; }
