@@ -173,7 +173,9 @@ def test_oversized_and_unreadable_first_frames_are_refused(setup: Setup, tmp_pat
     assert message.startswith("The first-frame image is 118 KB; the limit is 49 KB")
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    message = refusal(lambda: setup.studio.create(caller, CreateForm("a cat", image_path=str(text))))
+    message = refusal(
+        lambda: setup.studio.create(caller, CreateForm("a cat", image_path=str(text)))
+    )
     assert message == "First-frame image: not a readable image (jpeg, png or webp)."
     gone = str(tmp_path / "missing.png")
     assert "could not be read" in refusal(

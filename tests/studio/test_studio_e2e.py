@@ -10,7 +10,6 @@ it also queues a few more prompts and writes the screenshot there (the README's 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +17,7 @@ import numpy as np
 import pytest
 from harness import TINY_ENGINE, Deployment
 from PIL import Image
-
-playwright = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -58,10 +56,10 @@ def engine_choice() -> tuple[str | None, str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    with playwright.sync_playwright() as driver:
+    with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser
@@ -79,31 +77,31 @@ def start(tmp_path: Path, *args: str, engine: str | None, timeout: float = 60) -
     return deployment
 
 
-def open_studio(browser: object, deployment: Deployment) -> object:
-    page = browser.new_page(viewport=VIEWPORT)  # type: ignore[attr-defined]
+def open_studio(browser: Browser, deployment: Deployment) -> Page:
+    page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(30_000)
     page.goto(deployment.procs[0].url + "/studio/")
     return page
 
 
-def sign_in(page: object, key: str) -> None:
-    page.locator("#vd-key input").fill(key)  # type: ignore[attr-defined]
-    page.locator("#vd-sign-in").click()  # type: ignore[attr-defined]
+def sign_in(page: Page, key: str) -> None:
+    page.locator("#vd-key input").fill(key)
+    page.locator("#vd-sign-in").click()
 
 
-def completed_cards(page: object, count: int) -> None:
-    page.wait_for_function(  # type: ignore[attr-defined]
+def completed_cards(page: Page, count: int) -> None:
+    page.wait_for_function(
         f"document.querySelectorAll('#vd-library [data-status=completed]').length >= {count}",
         timeout=WAIT_MS,
     )
 
 
-def expect_text(page: object, selector: str, text: str) -> None:
-    page.locator(selector).filter(has_text=text).wait_for()  # type: ignore[attr-defined]
+def expect_text(page: Page, selector: str, text: str) -> None:
+    page.locator(selector).filter(has_text=text).wait_for()
 
 
 def test_sign_in_generate_play_remix_and_find_both_in_the_library(
-    tmp_path: Path, browser: object, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, browser: Browser, capsys: pytest.CaptureFixture[str]
 ) -> None:
     engine, which = engine_choice()
     with capsys.disabled():
@@ -127,6 +125,7 @@ def test_sign_in_generate_play_remix_and_find_both_in_the_library(
         noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
         Image.fromarray(noise).save(big)
         assert big.stat().st_size > MAX_IMAGE
+        page.locator("#vd-first").get_by_text("First frame (optional)").click()
         page.locator("#vd-image input[type=file]").set_input_files(str(big))
         page.get_by_text("exceed the maximum allowed size").first.wait_for()
 
@@ -164,9 +163,7 @@ def test_sign_in_generate_play_remix_and_find_both_in_the_library(
         # The API sees the same two videos for the same key: no side door.
         import openai
 
-        client = openai.OpenAI(
-            base_url=deployment.procs[0].base_url, api_key=key, max_retries=0
-        )
+        client = openai.OpenAI(base_url=deployment.procs[0].base_url, api_key=key, max_retries=0)
         listed = client.videos.list()
         assert [v.prompt for v in listed.data] == [remix_prompt, prompt]
         assert listed.data[0].remixed_from_video_id == listed.data[1].id
@@ -175,42 +172,54 @@ def test_sign_in_generate_play_remix_and_find_both_in_the_library(
         if readme_shot:
             fill_library_for_the_readme(page)
         shot = tmp_path / "studio.png"
+        for close in page.locator(".toast-close").all():  # the messages tested above
+            close.click()
+        page.wait_for_function("!document.querySelector('.toast-item')")
         page.mouse.move(0, 0)
-        page.screenshot(path=str(shot))
+        page.screenshot(path=str(shot), full_page=True)
         with capsys.disabled():
             print(f"[studio e2e] screenshot: {shot}")
         if readme_shot:
-            shutil.copyfile(shot, readme_shot)
+            save_for_readme(shot, Path(readme_shot))
+        page.close()  # an open page holds a stream that would delay the server's shutdown
     finally:
         deployment.close()
         print(deployment.logs())  # shown by pytest when the test failed
 
 
-def fill_library_for_the_readme(page: object) -> None:
+def save_for_readme(shot: Path, target: Path) -> None:
+    """A 256-colour copy: the page is flat UI, so this keeps it sharp at a fraction of the size."""
+    with Image.open(shot) as image:
+        image.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(target, optimize=True)
+
+
+def fill_library_for_the_readme(page: Page) -> None:
     """More videos for the README's screenshot; the first video ends up in the player."""
+    page.locator("#vd-first").get_by_text("First frame (optional)").click()
     for prompt in EXTRA_PROMPTS:
-        page.locator("#vd-prompt textarea").fill(prompt)  # type: ignore[attr-defined]
-        page.locator("#vd-generate").click()  # type: ignore[attr-defined]
+        page.locator("#vd-prompt textarea").fill(prompt)
+        page.locator("#vd-generate").click()
         expect_text(page, "#vd-status", "Queued")
         completed_cards(page, 2 + EXTRA_PROMPTS.index(prompt) + 1)
-    page.locator("#vd-library .vd-card").nth(2).click()  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
+    page.locator("#vd-library .vd-card").nth(2).click()
+    page.wait_for_function(
         "() => { const v = document.querySelector('#vd-player video');"
         " return v && v.currentTime > 1.0; }"
     )
-    page.evaluate("window.scrollTo(0, 0)")  # type: ignore[attr-defined]
+    page.evaluate("window.scrollTo(0, 0)")
 
 
-def test_without_auth_the_studio_needs_no_sign_in(tmp_path: Path, browser: object) -> None:
+def test_without_auth_the_studio_needs_no_sign_in(tmp_path: Path, browser: Browser) -> None:
     deployment = start(tmp_path, "--no-auth", engine="fake_engine:build")
     try:
         page = open_studio(browser, deployment)
         expect_text(page, "#vd-who", "no sign-in")
         assert page.locator("#vd-key").is_hidden()
         page.locator("#vd-prompt textarea").fill("a green square moving up")
-        page.locator("#vd-prompt textarea").press("Enter")
+        page.locator("#vd-generate").click()
         completed_cards(page, 1)
         expect_text(page, "#vd-details", "a green square moving up")
+        page.close()  # an open page holds a stream that would delay the server's shutdown
     finally:
         deployment.close()
         print(deployment.logs())

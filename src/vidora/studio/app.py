@@ -49,6 +49,9 @@ element.addEventListener('click', (event) => {
 """
 """Clicking a library card selects its video (one listener on the grid, cards come and go)."""
 
+TOAST_SECONDS = 6
+"""How long a message pops up; it also stays written under the form until the next action."""
+
 DOWNLOADS = {
     "video": ".mp4",
     "thumbnail": "-thumbnail.webp",
@@ -186,13 +189,14 @@ def build_studio(services: Services) -> gr.Blocks:
                         negative = gr.Textbox(
                             label="Negative prompt", placeholder="what the video should not show"
                         )
-                    image = gr.Image(
-                        label="First frame (optional)",
-                        type="filepath",
-                        sources=["upload", "clipboard"],
-                        height=120,
-                        elem_id="vd-image",
-                    )
+                    with gr.Accordion("First frame (optional)", open=False, elem_id="vd-first"):
+                        image = gr.Image(
+                            label="The video starts from this image (fitted to the size)",
+                            type="filepath",
+                            sources=["upload", "clipboard"],
+                            height=140,
+                            elem_id="vd-image",
+                        )
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="vd-generate")
                     status = gr.Markdown(elem_id="vd-status")
                 with gr.Column(scale=7):
@@ -202,7 +206,7 @@ def build_studio(services: Services) -> gr.Blocks:
                             autoplay=True,
                             loop=True,
                             interactive=False,
-                            height=280,
+                            height=260,
                             min_width=240,
                             elem_id="vd-player",
                         )
@@ -290,6 +294,7 @@ def build_studio(services: Services) -> gr.Blocks:
                 gr.Warning(
                     f"A video failed: {job_failed.error_message or job_failed.error_code}",
                     title="Generation failed",
+                    duration=TOAST_SECONDS,
                 )
             if signature != old_lib:
                 cards = [(j, thumbnail_url(studio.thumbnail_path(j))) for j in found.videos]
@@ -397,7 +402,7 @@ def build_studio(services: Services) -> gr.Blocks:
             try:
                 caller = studio.caller(key, count=False)
             except StudioError as error:  # revoked while the page was open
-                gr.Warning(str(error))
+                gr.Warning(str(error), duration=TOAST_SECONDS)
                 return {status: f"**Signed out:** {error}", timer: gr.Timer(active=False)}
             return view(caller, chosen, old_lib, old_shown)
 
@@ -470,7 +475,6 @@ def build_studio(services: Services) -> gr.Blocks:
 
         form = [key_state, prompt, model, size, seconds, seed, steps, guidance, negative, image]
         generate_btn.click(on_generate, [*form, *states], view_parts, **private)
-        prompt.submit(on_generate, [*form, *states], view_parts, **private)
         library.select(on_pick, [key_state, *states], view_parts, **private)
         derive = [key_state, selected, new_prompt, *states]
         remix_btn.click(on_remix, derive, view_parts, **private)
@@ -500,12 +504,12 @@ def _guarded(message_box: gr.Markdown) -> Callable[[Callable[..., dict]], Callab
             try:
                 return handler(*args, **kwargs) or {message_box: gr.skip()}
             except StudioError as error:
-                gr.Warning(str(error))
+                gr.Warning(str(error), duration=TOAST_SECONDS)
                 return {message_box: f"**Not done:** {error}"}
             except Exception:
                 log.exception("studio action failed", extra={"action": handler.__name__})
                 message = "Something went wrong on the server; the details are in its log."
-                gr.Warning(message)
+                gr.Warning(message, duration=TOAST_SECONDS)
                 return {message_box: f"**Not done:** {message}"}
 
         return run

@@ -237,6 +237,8 @@ STUDIO_CSS = """
   background: none !important; padding: 1px 12px 1px 0 !important; text-align: left;
   vertical-align: top; }
 .vd-settings th { font-weight: 600; white-space: nowrap; }
+.vd-settings td, .vd-head code { overflow-wrap: anywhere; }
+.vd-head code { font-size: 0.75em; }
 .vd-again { font-size: 0.85em; margin-top: 6px; }
 #vd-player video { image-rendering: pixelated; }
 #vd-status:empty { display: none; }
