@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from vidora.cli import app
@@ -108,3 +109,16 @@ def test_train_cli_reports_a_bad_override_cleanly() -> None:
     assert result.exit_code == 2
     assert "unknown VAETrainConfig field" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_run_can_start_from_a_release(tmp_path: Path) -> None:
+    pipe = TextToVideoPipeline.tiny_random()
+    path = pipe.save_pretrained(tmp_path / "release.safetensors")
+    cfg = load_config(
+        VAETrainConfig,
+        None,
+        [f"run_dir={tmp_path / 'run'}", "preset=tiny", "steps=0", f"init_from={path}", *FAST_DATA],
+    )
+    vae = vae_stage.load_vae(vae_stage.main(cfg))
+    for name, weight in pipe.vae.state_dict().items():
+        assert torch.equal(vae.state_dict()[name], weight), name

@@ -38,6 +38,8 @@ class VAETrainConfig:
     """Where checkpoints, logs and the loss plot go."""
     preset: str = "small"
     """Model size, a key of vidora.models.vae.VAE_PRESETS."""
+    init_from: str = ""
+    """A model release (e.g. the built-in one) whose VAE starts a fresh run; '' for random."""
     steps: int = 4000
     """Optimizer steps in all."""
     batch_size: int = 8
@@ -81,6 +83,8 @@ class DiTTrainConfig:
     """'minilm' (the packaged MiniLM-L6) or the local path of a Hugging Face encoder."""
     preset: str = "small"
     """Model size, a key of vidora.models.dit.DIT_PRESETS."""
+    init_from: str = ""
+    """A model release (e.g. the built-in one) whose DiT starts a fresh run; '' for random."""
     steps: int = 20000
     """Optimizer steps in all."""
     batch_size: int = 32

@@ -31,7 +31,7 @@ from vidora.train.data import FolderSource, ShapesSource, frames_to_tensor, make
 from vidora.train.distributed import cleanup_distributed, setup_distributed
 from vidora.train.ema import EMA
 from vidora.train.runtime import LossLog, autocast, learning_rate
-from vidora.train.vae import load_vae
+from vidora.train.vae import load_vae, release_weights
 
 Progress = Callable[[int, int, dict], None]
 
@@ -225,6 +225,9 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     if last.exists():
         _, meta, _ = load_training_state(last, model=dit, optimizer=optimizer, ema=ema)
         step = meta["step"]
+    elif cfg.init_from:
+        dit.load_state_dict(release_weights(cfg.init_from, "dit"))
+        ema = EMA(dit, decay=cfg.ema_decay)  # the average starts from the loaded weights
     model = DistributedDataParallel(dit) if dist.world_size > 1 else dit
     generator = torch.Generator().manual_seed(cfg.data.seed * 1000 + dist.rank + step)
     for _ in range(step):  # replay the draw order so a resumed run sees what it would have seen

@@ -116,6 +116,8 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
     if last.exists():
         _, meta, _ = load_training_state(last, model=vae, optimizer=optimizer)
         step = meta["step"]
+    elif cfg.init_from:
+        vae.load_state_dict(release_weights(cfg.init_from, "vae"))
     model = DistributedDataParallel(vae) if dist.world_size > 1 else vae
     stream = batches(cfg.data, cfg.batch_size, dist.rank, dist.world_size)
     for _ in range(step):  # replay the data order so a resumed run sees what it would have seen
@@ -168,6 +170,21 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         )
     cleanup_distributed()
     return out
+
+
+def release_weights(path: str | Path, part: str) -> dict[str, torch.Tensor]:
+    """The `part` ('vae' or 'dit') weights of a model release, as float32, to start a run from."""
+    from vidora.train.checkpoint import load_checkpoint
+
+    tensors, _, _ = load_checkpoint(path)
+    weights = {
+        k.removeprefix(f"{part}."): v.float()
+        for k, v in tensors.items()
+        if k.startswith(f"{part}.")
+    }
+    if not weights:
+        raise ValueError(f"{path} holds no {part}.* weights; is it a model release?")
+    return weights
 
 
 def load_vae(path: str | Path, device: str | torch.device = "cpu") -> VideoVAE:
