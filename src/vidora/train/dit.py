@@ -35,6 +35,9 @@ from vidora.train.vae import load_vae, release_weights
 
 Progress = Callable[[int, int, dict], None]
 
+SAVE_EVERY_CLIPS = 512
+"""Clips encoded between saves of a cache being built."""
+
 # ---------------------------------------------------------------------------------------
 # The latent cache
 # ---------------------------------------------------------------------------------------
@@ -74,6 +77,7 @@ class LatentCache:
         sizes = list(getattr(source, "by_size", data.sizes))
         per_size = clips // len(sizes)
         total = per_size * len(sizes)
+        saved = sum(len(k) for k in keys.values())
         while any(len(keys[s]) < per_size for s in sizes):
             for size in sizes:
                 if len(keys[size]) >= per_size:
@@ -87,9 +91,14 @@ class LatentCache:
                     vae.normalize(mean).half().cpu().unbind(0)
                 )  # (z, F, h, w) each
                 keys[size].extend(batch_keys)
-            _save_cache(path, latents, keys)
+            done = sum(len(k) for k in keys.values())
+            if done - saved >= SAVE_EVERY_CLIPS:  # each save rewrites the whole file
+                _save_cache(path, latents, keys)
+                saved = done
             if progress:
-                progress(sum(len(k) for k in keys.values()), total, {"stage": "latent cache"})
+                progress(done, total, {"stage": "latent cache"})
+        if sum(len(k) for k in keys.values()) != saved:
+            _save_cache(path, latents, keys)
         stacked = {s: torch.stack(latents[s][:per_size]) for s in sizes}
         return cls(stacked, {s: keys[s][:per_size] for s in sizes}, data)
 
