@@ -58,6 +58,12 @@ def test_extension_returns_only_new_frames(pipe: TextToVideoPipeline) -> None:
     assert not np.array_equal(continued, pipe(PROMPT, seed=2).videos[0])
 
 
+@pytest.mark.parametrize("given", [1, 3, 5, 40])
+def test_any_video_length_can_be_extended(pipe: TextToVideoPipeline, given: int) -> None:
+    previous = np.random.default_rng(given).integers(0, 255, (given, 64, 64, 3), dtype=np.uint8)
+    assert pipe(PROMPT, video=previous).videos[0].shape == (32, 64, 64, 3)
+
+
 def test_first_frame_conditioning_changes_the_video(pipe: TextToVideoPipeline) -> None:
     image = np.full((64, 64, 3), 200, np.uint8)
     with_image = pipe(PROMPT, seed=1, image=image).videos[0]
@@ -128,6 +134,7 @@ def test_settings_say_how_to_remake_the_video(pipe: TextToVideoPipeline) -> None
         ({"prompt": ""}, "non-empty"),
         ({"size": "128x128"}, "size must be one of"),
         ({"seconds": 5}, "seconds must be one of"),
+        ({"steps": 0}, "steps must be >= 1"),
         ({"image": np.zeros((32, 32, 3), np.uint8)}, "image must be uint8 frames of 64x64"),
         ({"prompt": ["a", "b"], "seed": [1, 2, 3]}, "seed has 3 entries for 2 prompts"),
     ],

@@ -211,7 +211,7 @@ class TextToVideoPipeline:
             raise ValueError(
                 f"seconds must be one of {', '.join(map(str, SECONDS))}, not {seconds!r}"
             )
-        steps = steps or self.defaults.steps
+        steps = self.defaults.steps if steps is None else steps
         guidance = self.defaults.guidance if guidance is None else guidance
         if steps < 1 or guidance < 0:
             raise ValueError("steps must be >= 1 and guidance >= 0")
@@ -233,8 +233,10 @@ class TextToVideoPipeline:
         out: list[np.ndarray] = [np.zeros((0, height, width, 3), np.uint8)] * n
         history = videos
         for chunk in range(chunks):
+            # The VAE takes 1 + 4k frames: continue from 5 frames, or from the last one alone.
+            context = CONTEXT_FRAMES if history and min(map(len, history)) >= CONTEXT_FRAMES else 1
             if history is not None:
-                first = np.stack([h[-CONTEXT_FRAMES:] for h in history])  # (n, 5, H, W, 3)
+                first = np.stack([h[-context:] for h in history])  # (n, 5 or 1, H, W, 3)
             elif images is not None:
                 first = np.stack([img[None] for img in images])  # (n, 1, H, W, 3)
             else:
@@ -248,7 +250,7 @@ class TextToVideoPipeline:
                 text, text_mask, generators, width, height, steps, guidance, first, chunk_progress
             )[:, :NUM_FRAMES]  # (n, 32, H, W, 3)
             # An extension's context frames are already in the video; a first image is frame 0.
-            new = frames[:, CONTEXT_FRAMES:] if history is not None else frames
+            new = frames[:, context:] if history is not None else frames
             out = [np.concatenate([o, f]) for o, f in zip(out, new, strict=True)]
             history = list(frames)
         if progress:
