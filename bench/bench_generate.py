@@ -136,11 +136,16 @@ def build_wan(vidora: TextToVideoPipeline) -> WanBuild:
         d_ff=2 * minilm.intermediate_size // 3, feed_forward_proj="gated-gelu", dropout_rate=0.0,
     )).eval()
 
+    # Wan's VAE is 8x in space; Vidora's may be 4x: scale the patch so both see the same tokens.
+    pt, ph, pw = dit_cfg.patch_size
+    factor = vidora.vae.spatial_factor
+    wan_patch = (pt, ph * factor // 8, pw * factor // 8)
+
     # Transformer: the DiT's width, heads, MLP ratio and patch; the depth that matches the DiT's
     # parameters (Vidora's per-block adaLN makes its blocks heavier, so Wan gets more of them).
     def transformer(layers: int) -> WanTransformer3DModel:
         return WanTransformer3DModel(
-            patch_size=dit_cfg.patch_size, num_attention_heads=dit_cfg.heads,
+            patch_size=wan_patch, num_attention_heads=dit_cfg.heads,
             attention_head_dim=dit_cfg.width // dit_cfg.heads, in_channels=z, out_channels=z,
             text_dim=minilm.hidden_size, ffn_dim=int(dit_cfg.width * dit_cfg.mlp_ratio),
             num_layers=layers)
@@ -156,8 +161,8 @@ def build_wan(vidora: TextToVideoPipeline) -> WanBuild:
             return min(options, key=lambda n: abs(count(build(n)) / count(target) - 1))
 
     layers = closest(range(1, 4 * dit_cfg.depth), transformer, vidora.dit)
-    dec_base = closest(range(4, 129, 2), lambda b: wan_vae(8, b).decoder, vidora.vae.decoder)
-    enc_base = closest(range(4, 129, 2), lambda b: wan_vae(b, 8).encoder, vidora.vae.encoder)
+    dec_base = closest(range(4, 129), lambda b: wan_vae(8, b).decoder, vidora.vae.decoder)
+    enc_base = closest(range(4, 129), lambda b: wan_vae(b, 8).encoder, vidora.vae.encoder)
     torch.manual_seed(0)
     wan_transformer, vae = transformer(layers).eval(), wan_vae(enc_base, dec_base).eval()
 
