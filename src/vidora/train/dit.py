@@ -212,10 +212,11 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     text_encoder = load_text_encoder(cfg.text_encoder).to(dist.device)
     cache_path = run_dir / "latents.safetensors"
     if dist.is_main:
-        LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips, progress)
+        cache = LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips, progress)
     if dist.world_size > 1:
         torch.distributed.barrier()
-    cache = LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips)
+    if not dist.is_main:  # the cache is complete on disk now: this only reads it
+        cache = LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips)
     draws = CaptionedLatents(cache, cfg.data.seed, dist.rank)
 
     # 2. The model, its EMA and optimizer, resumed if a checkpoint is there.
