@@ -122,3 +122,37 @@ def test_a_run_can_start_from_a_release(tmp_path: Path) -> None:
     vae = vae_stage.load_vae(vae_stage.main(cfg))
     for name, weight in pipe.vae.state_dict().items():
         assert torch.equal(vae.state_dict()[name], weight), name
+
+
+def test_decoder_fine_tune_keeps_the_encoder_and_its_latent_statistics(
+    vae_run: Path, tmp_path: Path
+) -> None:
+    start = vae_stage.load_vae(vae_run / "vae.safetensors")
+    cfg = load_config(
+        VAETrainConfig,
+        None,
+        [
+            f"run_dir={tmp_path / 'decoder'}",
+            f"init_from={vae_run / 'vae.safetensors'}",
+            "train_part=decoder",
+            "steps=3",
+            "batch_size=2",
+            "lr=0.01",
+            "warmup=1",
+            *FAST_DATA,
+        ],
+    )
+    tuned = vae_stage.load_vae(vae_stage.main(cfg))
+    assert tuned.cfg == start.cfg  # latent shift and scale carried over, not re-measured
+    before, after = start.state_dict(), tuned.state_dict()
+    for name in before:
+        same = torch.equal(before[name], after[name])
+        assert same == name.startswith("encoder."), name
+
+
+def test_decoder_fine_tune_needs_a_vae_to_start_from(tmp_path: Path) -> None:
+    cfg = load_config(
+        VAETrainConfig, None, [f"run_dir={tmp_path}", "train_part=decoder", *FAST_DATA]
+    )
+    with pytest.raises(ValueError, match="set init_from"):
+        vae_stage.main(cfg)

@@ -39,7 +39,11 @@ class VAETrainConfig:
     preset: str = "small"
     """Model size, a key of vidora.models.vae.VAE_PRESETS."""
     init_from: str = ""
-    """A model release (e.g. the built-in one) whose VAE starts a fresh run; '' for random."""
+    """A model release (e.g. the built-in one) or a vae.safetensors whose VAE starts a fresh run;
+    '' for random."""
+    train_part: str = "all"
+    """'all', or 'decoder': fine-tune the decoder alone on the frozen encoder's mean latents, so
+    a DiT already trained on this VAE's latents stays valid (needs `init_from`)."""
     steps: int = 4000
     """Optimizer steps in all."""
     batch_size: int = 8

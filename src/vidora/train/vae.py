@@ -62,10 +62,19 @@ def random_crop(video: torch.Tensor, side: int, generator: torch.Generator) -> t
 def vae_loss(
     vae: VideoVAE, video: torch.Tensor, cfg: VAETrainConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Foreground-weighted reconstruction of a sampled latent, plus KL to N(0, 1) per element."""
+    """Foreground-weighted reconstruction of a sampled latent, plus KL to N(0, 1) per element.
+
+    With `train_part='decoder'` the encoder is frozen and its mean is decoded: the KL is then a
+    constant, reported but not trained.
+    """
     module = vae.module if isinstance(vae, DistributedDataParallel) else vae
-    mean, logvar = module.encode(video)  # (B, z, F, h, w) each
-    z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+    if cfg.train_part == "decoder":  # the frozen encoder's mean: what the DiT learned to make
+        with torch.no_grad():
+            mean, logvar = module.encode(video)  # (B, z, F, h, w) each
+        z = mean
+    else:
+        mean, logvar = module.encode(video)  # (B, z, F, h, w) each
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
     recon = module.decode(z).float()  # (B, 3, T, H, W)
     weight = 1.0 + cfg.foreground_weight * foreground(video).float()  # (B, 1, T, H, W)
     weight = weight / weight.mean()
@@ -106,10 +115,18 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     log = LossLog(run_dir)
 
+    if cfg.train_part not in ("all", "decoder"):
+        raise ValueError(f"train_part must be 'all' or 'decoder', not {cfg.train_part!r}")
+    if cfg.train_part == "decoder" and not cfg.init_from:
+        raise ValueError("train_part=decoder fine-tunes a trained VAE: set init_from as well")
     model_cfg: VAEConfig = VAE_PRESETS[cfg.preset]()
+    if cfg.init_from:  # its architecture, and (kept when only the decoder trains) latent stats
+        model_cfg = initial_vae_config(cfg.init_from)
     vae = VideoVAE(model_cfg).to(dist.device)
+    trained = vae.decoder if cfg.train_part == "decoder" else vae
+    vae.encoder.requires_grad_(cfg.train_part == "all")
     optimizer = torch.optim.AdamW(
-        vae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
+        trained.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
     )
     step = 0
     last = run_dir / "last.safetensors"
@@ -118,7 +135,7 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         step = meta["step"]
     elif cfg.init_from:
         vae.load_state_dict(release_weights(cfg.init_from, "vae"))
-    model = DistributedDataParallel(vae) if dist.world_size > 1 else vae
+    model = DistributedDataParallel(vae) if dist.world_size > 1 else vae  # syncs trained params
     stream = batches(cfg.data, cfg.batch_size, dist.rank, dist.world_size)
     for _ in range(step):  # replay the data order so a resumed run sees what it would have seen
         next(stream)
@@ -134,7 +151,7 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
             loss, stats = vae_loss(model, video.to(dist.device), cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(vae.parameters(), cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trained.parameters(), cfg.grad_clip)
         optimizer.step()
         step += 1
 
@@ -163,8 +180,11 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
     out = run_dir / "vae.safetensors"
     if dist.is_main:
         vae.eval()
-        shift, scale = measure_latent_stats(vae, cfg)
-        final_cfg = replace(model_cfg, latent_shift=shift, latent_scale=scale)
+        if cfg.train_part == "decoder":  # same encoder, same latents: the DiT's statistics stand
+            final_cfg = model_cfg
+        else:
+            shift, scale = measure_latent_stats(vae, cfg)
+            final_cfg = replace(model_cfg, latent_shift=shift, latent_scale=scale)
         save_checkpoint(
             out, vae.state_dict(), final_cfg.to_dict(), {"step": step, "train": config_to_dict(cfg)}
         )
@@ -172,11 +192,24 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
     return out
 
 
-def release_weights(path: str | Path, part: str) -> dict[str, torch.Tensor]:
-    """The `part` ('vae' or 'dit') weights of a model release, as float32, to start a run from."""
+def initial_vae_config(path: str | Path) -> VAEConfig:
+    """The VAE config of a model release or of a `vae.safetensors`."""
     from vidora.train.checkpoint import load_checkpoint
 
-    tensors, _, _ = load_checkpoint(path)
+    _, config, _ = load_checkpoint(path)
+    return VAEConfig.from_dict(config.get("vae", config))
+
+
+def release_weights(path: str | Path, part: str) -> dict[str, torch.Tensor]:
+    """The `part` ('vae' or 'dit') weights of a model release, as float32, to start a run from.
+
+    A plain `vae.safetensors` (unprefixed VAE weights) serves for part 'vae'.
+    """
+    from vidora.train.checkpoint import load_checkpoint
+
+    tensors, config, _ = load_checkpoint(path)
+    if part == "vae" and "vae" not in config and "latent_channels" in config:
+        return {k: v.float() for k, v in tensors.items()}
     weights = {
         k.removeprefix(f"{part}."): v.float()
         for k, v in tensors.items()
