@@ -61,9 +61,7 @@ class DiTBlock(nn.Module):
         self.cross = Attention(d, cfg.heads, context_dim=d)
         self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         hidden = int(d * cfg.mlp_ratio)
-        self.mlp = nn.Sequential(
-            nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d)
-        )
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
 
     def forward(
@@ -106,9 +104,7 @@ class DiT(nn.Module):
         in_per_token = (cfg.latent_channels + 1) * pt * ph * pw  # latents + the conditioning mask
         self.patch_embed = nn.Linear(in_per_token, d)
         self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
-        self.text_proj = nn.Sequential(
-            nn.Linear(cfg.text_dim, d), nn.GELU(), nn.Linear(d, d)
-        )
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(), nn.Linear(d, d))
         self.text_pool = nn.Linear(cfg.text_dim, d)
         self.rope = Rope3d(d // cfg.heads)
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))

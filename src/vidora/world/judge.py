@@ -389,9 +389,9 @@ def _colour_map(
 
     # The spec's rule: a component's colour is the palette colour nearest its median RGB.
     medians = _grouped_median(pixel_rgb, pixel_labels, count + 1)  # (L+1, 3)
-    label_colour = np.linalg.norm(
-        np.nan_to_num(medians)[:, None] - _PALETTE[None], axis=-1
-    ).argmin(axis=1)
+    label_colour = np.linalg.norm(np.nan_to_num(medians)[:, None] - _PALETTE[None], axis=-1).argmin(
+        axis=1
+    )
     pixel_colour = label_colour[pixel_labels].astype(np.int16)
     for label in np.flatnonzero(strong.sum(axis=1) >= 2):
         mine = pixel_labels == label
