@@ -356,9 +356,7 @@ def build_studio(services: Services) -> gr.Blocks:
             key: str | None, chosen: str | None, text: str, old_lib: str, old_shown: str
         ) -> dict[Any, Any]:
             caller = studio.caller(key)
-            if chosen is None:
-                raise StudioError("Pick a video in the library first.")
-            job = studio.remix(caller, chosen, text)
+            job = studio.remix(caller, _picked(chosen), text)
             return {
                 status: f"Remix `{job.id}` queued: same seed and settings, new prompt.",
                 **view(caller, job.id, old_lib, old_shown),
@@ -369,9 +367,7 @@ def build_studio(services: Services) -> gr.Blocks:
             key: str | None, chosen: str | None, text: str, old_lib: str, old_shown: str
         ) -> dict[Any, Any]:
             caller = studio.caller(key)
-            if chosen is None:
-                raise StudioError("Pick a video in the library first.")
-            job = studio.extend(caller, chosen, text)
+            job = studio.extend(caller, _picked(chosen), text)
             return {
                 status: f"Extension `{job.id}` queued: {job.seconds} s more, "
                 f"{job.total_seconds} s in all.",
@@ -383,12 +379,11 @@ def build_studio(services: Services) -> gr.Blocks:
             key: str | None, chosen: str | None, old_lib: str, old_shown: str
         ) -> dict[Any, Any]:
             caller = studio.caller(key)
-            if chosen is None:
-                raise StudioError("Pick a video in the library first.")
-            studio.delete(caller, chosen)
-            exports.forget(chosen)
+            video_id = _picked(chosen)
+            studio.delete(caller, video_id)
+            exports.forget(video_id)
             return {
-                status: f"Deleted `{chosen}` and its files.",
+                status: f"Deleted `{video_id}` and its files.",
                 confirm_row: gr.Row(visible=False),
                 **view(caller, None, old_lib, old_shown),
             }
@@ -493,6 +488,13 @@ def build_studio(services: Services) -> gr.Blocks:
 
     demo.queue(default_concurrency_limit=8, api_open=False)
     return demo
+
+
+def _picked(chosen: str | None) -> str:
+    """The library's selected video id, or the message that remix, extend and delete need one."""
+    if chosen is None:
+        raise StudioError("Pick a video in the library first.")
+    return chosen
 
 
 def _guarded(message_box: gr.Markdown) -> Callable[[Callable[..., dict]], Callable[..., dict]]:

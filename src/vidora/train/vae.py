@@ -68,12 +68,10 @@ def vae_loss(
     constant, reported but not trained.
     """
     module = vae.module if isinstance(vae, DistributedDataParallel) else vae
+    mean, logvar = module.encode(video)  # (B, z, F, h, w) each; no graph when the encoder is frozen
     if cfg.train_part == "decoder":  # the frozen encoder's mean: what the DiT learned to make
-        with torch.no_grad():
-            mean, logvar = module.encode(video)  # (B, z, F, h, w) each
         z = mean
     else:
-        mean, logvar = module.encode(video)  # (B, z, F, h, w) each
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
     recon = module.decode(z).float()  # (B, 3, T, H, W)
     weight = 1.0 + cfg.foreground_weight * foreground(video).float()  # (B, 1, T, H, W)
@@ -194,9 +192,9 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
 
 def initial_vae_config(path: str | Path) -> VAEConfig:
     """The VAE config of a model release or of a `vae.safetensors`."""
-    from vidora.train.checkpoint import load_checkpoint
+    from vidora.train.checkpoint import load_checkpoint_info
 
-    _, config, _ = load_checkpoint(path)
+    config, _ = load_checkpoint_info(path)  # the header only: the weights are read once, later
     return VAEConfig.from_dict(config.get("vae", config))
 
 
