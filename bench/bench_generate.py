@@ -83,8 +83,11 @@ def load_vidora(checkpoint: str | None) -> tuple[TextToVideoPipeline, str, Path 
         text_encoder = load_text_encoder("minilm")
         torch.manual_seed(0)
         vae = VideoVAE(VAE_PRESETS["small"]())
-        dit_cfg = replace(DIT_PRESETS["small"](), latent_channels=vae.cfg.latent_channels,
-                          text_dim=text_encoder.dim)
+        dit_cfg = replace(
+            DIT_PRESETS["small"](),
+            latent_channels=vae.cfg.latent_channels,
+            text_dim=text_encoder.dim,
+        )
         pipe = TextToVideoPipeline(vae, DiT(dit_cfg), text_encoder, GenerationDefaults())
         return pipe, RANDOM, None
     return TextToVideoPipeline.from_pretrained(path), f"built-in model {path.name}", None
@@ -122,19 +125,27 @@ def build_wan(vidora: TextToVideoPipeline) -> WanBuild:
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.TemplateProcessing(
-        single="$A [SEP]", special_tokens=[("[SEP]", vocab["[SEP]"])])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]",
-                                        unk_token="[UNK]", eos_token="[SEP]")
+        single="$A [SEP]", special_tokens=[("[SEP]", vocab["[SEP]"])]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="[SEP]"
+    )
 
     # Text encoder: UMT5 of MiniLM-L6's width, depth, heads and vocabulary; its gated FFN has
     # three matrices to BERT's two, so it is 2/3 as wide for the same parameters.
     torch.manual_seed(0)
-    text_encoder = UMT5EncoderModel(UMT5Config(
-        vocab_size=len(vocab), d_model=minilm.hidden_size, num_layers=minilm.num_hidden_layers,
-        num_heads=minilm.num_attention_heads,
-        d_kv=minilm.hidden_size // minilm.num_attention_heads,
-        d_ff=2 * minilm.intermediate_size // 3, feed_forward_proj="gated-gelu", dropout_rate=0.0,
-    )).eval()
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(vocab),
+            d_model=minilm.hidden_size,
+            num_layers=minilm.num_hidden_layers,
+            num_heads=minilm.num_attention_heads,
+            d_kv=minilm.hidden_size // minilm.num_attention_heads,
+            d_ff=2 * minilm.intermediate_size // 3,
+            feed_forward_proj="gated-gelu",
+            dropout_rate=0.0,
+        )
+    ).eval()
 
     # Wan's VAE is 8x in space; Vidora's may be 4x: scale the patch so both see the same tokens.
     pt, ph, pw = dit_cfg.patch_size
@@ -145,16 +156,26 @@ def build_wan(vidora: TextToVideoPipeline) -> WanBuild:
     # parameters (Vidora's per-block adaLN makes its blocks heavier, so Wan gets more of them).
     def transformer(layers: int) -> WanTransformer3DModel:
         return WanTransformer3DModel(
-            patch_size=wan_patch, num_attention_heads=dit_cfg.heads,
-            attention_head_dim=dit_cfg.width // dit_cfg.heads, in_channels=z, out_channels=z,
-            text_dim=minilm.hidden_size, ffn_dim=int(dit_cfg.width * dit_cfg.mlp_ratio),
-            num_layers=layers)
+            patch_size=wan_patch,
+            num_attention_heads=dit_cfg.heads,
+            attention_head_dim=dit_cfg.width // dit_cfg.heads,
+            in_channels=z,
+            out_channels=z,
+            text_dim=minilm.hidden_size,
+            ffn_dim=int(dit_cfg.width * dit_cfg.mlp_ratio),
+            num_layers=layers,
+        )
 
     # VAE: Wan's own (4x time, 8x space), z = Vidora's latent channels; encoder and decoder widths
     # that match Vidora's parameter counts (text-to-video runs only the decoder).
     def wan_vae(base: int, decoder_base: int) -> AutoencoderKLWan:
-        return AutoencoderKLWan(base_dim=base, decoder_base_dim=decoder_base, z_dim=z,
-                                latents_mean=[0.0] * z, latents_std=[1.0] * z)
+        return AutoencoderKLWan(
+            base_dim=base,
+            decoder_base_dim=decoder_base,
+            z_dim=z,
+            latents_mean=[0.0] * z,
+            latents_std=[1.0] * z,
+        )
 
     def closest(options: range, build: Callable[[int], nn.Module], target: nn.Module) -> int:
         with torch.device("meta"):  # counts parameters without allocating them
@@ -168,17 +189,35 @@ def build_wan(vidora: TextToVideoPipeline) -> WanBuild:
 
     schedulers = {"euler": FlowMatchEulerDiscreteScheduler, "heun": FlowMatchHeunDiscreteScheduler}
     scheduler = schedulers[vidora.defaults.sampler](shift=vidora.defaults.shift)
-    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
-                       scheduler=scheduler, transformer=wan_transformer)
+    pipe = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=scheduler,
+        transformer=wan_transformer,
+    )
     pipe.set_progress_bar_config(disable=True)
     facts = {
-        "transformer": {"layers": layers, "width": dit_cfg.width, "heads": dit_cfg.heads,
-                        "ffn": int(dit_cfg.width * dit_cfg.mlp_ratio),
-                        "params": count(wan_transformer)},
-        "vae": {"base_dim": enc_base, "decoder_base_dim": dec_base, "z_dim": z,
-                "encoder_params": count(vae.encoder), "decoder_params": count(vae.decoder)},
-        "text_encoder": {"kind": "UMT5EncoderModel, random", "d_model": minilm.hidden_size,
-                         "layers": minilm.num_hidden_layers, "params": count(text_encoder)},
+        "transformer": {
+            "layers": layers,
+            "width": dit_cfg.width,
+            "heads": dit_cfg.heads,
+            "ffn": int(dit_cfg.width * dit_cfg.mlp_ratio),
+            "params": count(wan_transformer),
+        },
+        "vae": {
+            "base_dim": enc_base,
+            "decoder_base_dim": dec_base,
+            "z_dim": z,
+            "encoder_params": count(vae.encoder),
+            "decoder_params": count(vae.decoder),
+        },
+        "text_encoder": {
+            "kind": "UMT5EncoderModel, random",
+            "d_model": minilm.hidden_size,
+            "layers": minilm.num_hidden_layers,
+            "params": count(text_encoder),
+        },
         "scheduler": type(scheduler).__name__,
         # Wan pads every prompt to this length; Vidora's cap, far kinder to Wan than its 512.
         "max_sequence_length": vidora.text_encoder.max_length,
@@ -273,10 +312,13 @@ class Contender:
         stages = {s: self.median_stage(s) for s in (*STAGES, "other")}
         latent = self.clock.shapes["denoiser"][1:]  # (C, F, h, w)
         return {
-            "warm_median_s": self.median, "warm_runs_s": self.runs, "stages_median_s": stages,
+            "warm_median_s": self.median,
+            "warm_runs_s": self.runs,
+            "stages_median_s": stages,
             "gflops_per_video": self.gflops,
             "gflop_per_s": {s: self.gflops[s] / stages[s] for s in STAGES if stages[s] > 0},
-            "denoiser_calls": self.clock.calls.get("denoiser"), "frames": list(self.frames_shape),
+            "denoiser_calls": self.clock.calls.get("denoiser"),
+            "frames": list(self.frames_shape),
             "latent": list(latent),
             "tokens": (latent[1] // patch[0]) * (latent[2] // patch[1]) * (latent[3] // patch[2]),
         }
@@ -304,10 +346,18 @@ def wan_contender(build: WanBuild, defaults: GenerationDefaults) -> Contender:
     width, height = parse_size(SIZE)
 
     def generate(seed: int) -> np.ndarray:
-        out = pipe(prompt=PROMPT, negative_prompt="", height=height, width=width,
-                   num_frames=CLIP_FRAMES, num_inference_steps=defaults.steps,
-                   guidance_scale=defaults.guidance, generator=torch.Generator().manual_seed(seed),
-                   output_type="np", max_sequence_length=build.facts["max_sequence_length"])
+        out = pipe(
+            prompt=PROMPT,
+            negative_prompt="",
+            height=height,
+            width=width,
+            num_frames=CLIP_FRAMES,
+            num_inference_steps=defaults.steps,
+            guidance_scale=defaults.guidance,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+            max_sequence_length=build.facts["max_sequence_length"],
+        )
         return (out.frames[0] * 255).round().astype(np.uint8)  # (T, H, W, 3), as Vidora's
 
     modules = {"text": pipe.text_encoder, "denoiser": pipe.transformer, "decode": pipe.vae.decoder}
@@ -330,8 +380,13 @@ def cold_generate(checkpoint: Path | None, out_dir: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{log.read_text()[-2000:]}")
     info = probe_mp4(out)
-    return {"wall_s": wall, "peak_rss_gb": usage.ru_maxrss * 1024 / 1e9, "frames": info.frames,
-            "size": f"{info.width}x{info.height}", "checkpoint": str(checkpoint or "built-in")}
+    return {
+        "wall_s": wall,
+        "peak_rss_gb": usage.ru_maxrss * 1024 / 1e9,
+        "frames": info.frames,
+        "size": f"{info.width}x{info.height}",
+        "checkpoint": str(checkpoint or "built-in"),
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -343,8 +398,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a release file (default: the built-in one if any)")
     parser.add_argument("--runs", type=int, default=3, help="timed warm runs per pipeline")
-    parser.add_argument("--threads", type=int, help="torch threads for everything (default: "
-                        "torch's own); 1 is faster while another process loads the CPU")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for everything (default: "
+        "torch's own); 1 is faster while another process loads the CPU",
+    )
     parser.add_argument("--skip-wan", action="store_true", help="no WanPipeline comparison")
     parser.add_argument("--skip-cold", action="store_true", help="no cold `vidora generate`")
     args = parser.parse_args()
@@ -354,9 +413,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the cold child's torch reads it
     results: dict = {
-        "bench": "generate", "cores": os.cpu_count(), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        "prompt": PROMPT, "size": SIZE, "seconds": SECONDS,
+        "bench": "generate",
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "prompt": PROMPT,
+        "size": SIZE,
+        "seconds": SECONDS,
     }
 
     with console.status("loading Vidora"):
@@ -365,15 +429,20 @@ def main() -> None:
         except (FileNotFoundError, ValueError) as error:
             parser.error(f"--checkpoint: {error}")
     d = vidora.defaults
-    results.update(measured=measured, steps=d.steps, guidance=d.guidance, sampler=d.sampler,
-                   shift=d.shift)
-    console.print(f"[bold]Vidora[/]: {measured}; {d.steps} {d.sampler} steps, guidance "
-                  f"{d.guidance:g}, shift {d.shift:g}; torch threads {results['threads']}; "
-                  f"load average {results['loadavg_start'][0]}")
+    results.update(
+        measured=measured, steps=d.steps, guidance=d.guidance, sampler=d.sampler, shift=d.shift
+    )
+    console.print(
+        f"[bold]Vidora[/]: {measured}; {d.steps} {d.sampler} steps, guidance "
+        f"{d.guidance:g}, shift {d.shift:g}; torch threads {results['threads']}; "
+        f"load average {results['loadavg_start'][0]}"
+    )
     if results["loadavg_start"][0] > results["cores"] and results["threads"] > 1:
-        console.print(f"[yellow]The CPU is busy (load {results['loadavg_start'][0]} on "
-                      f"{results['cores']} cores): every figure will be inflated, most of all "
-                      "with several threads, which wait for each other; --threads 1 suffers less.")
+        console.print(
+            f"[yellow]The CPU is busy (load {results['loadavg_start'][0]} on "
+            f"{results['cores']} cores): every figure will be inflated, most of all "
+            "with several threads, which wait for each other; --threads 1 suffers less."
+        )
 
     with tempfile.TemporaryDirectory(prefix="vidora-bench-") as tmp:
         # Cold first, while this process sits idle and the child has the CPU to itself.
@@ -400,20 +469,28 @@ def main() -> None:
     report(results, vidora, contenders, build)
 
 
-def report(results: dict, vidora: TextToVideoPipeline, contenders: list[Contender],
-           build: WanBuild | None) -> None:
+def report(
+    results: dict, vidora: TextToVideoPipeline, contenders: list[Contender], build: WanBuild | None
+) -> None:
     """Add the figures and verdicts to `results`; print the table, then the JSON line."""
     v = contenders[0]
     cfg = vidora.dit.cfg
     vid = results["vidora"] = {
         **v.summary(cfg.patch_size),
-        "dit": {"depth": cfg.depth, "width": cfg.width, "heads": cfg.heads,
-                "params": count(vidora.dit)},
-        "vae": {"encoder_params": count(vidora.vae.encoder),
-                "decoder_params": count(vidora.vae.decoder)},
-        "text_encoder": {"kind": f"{vidora.text_encoder.name} "
-                                 f"({type(vidora.text_encoder.model).__name__})",
-                         "params": count(vidora.text_encoder.model)},
+        "dit": {
+            "depth": cfg.depth,
+            "width": cfg.width,
+            "heads": cfg.heads,
+            "params": count(vidora.dit),
+        },
+        "vae": {
+            "encoder_params": count(vidora.vae.encoder),
+            "decoder_params": count(vidora.vae.decoder),
+        },
+        "text_encoder": {
+            "kind": f"{vidora.text_encoder.name} ({type(vidora.text_encoder.model).__name__})",
+            "params": count(vidora.text_encoder.model),
+        },
     }
     ok = {"warm": v.median <= TARGETS["warm_s"]}
     if "cold" in results:
@@ -422,8 +499,10 @@ def report(results: dict, vidora: TextToVideoPipeline, contenders: list[Contende
     wan: dict = {}
     if build is not None:
         w = contenders[1]
-        wan = results["wan"] = {**build.facts,
-                                **w.summary(tuple(build.pipe.transformer.config.patch_size))}
+        wan = results["wan"] = {
+            **build.facts,
+            **w.summary(tuple(build.pipe.transformer.config.patch_size)),
+        }
         results["speedup"] = w.median / v.median
         results["speedup_by_stage"] = {s: w.median_stage(s) / v.median_stage(s) for s in STAGES}
         ok["speedup"] = results["speedup"] >= TARGETS["speedup"]
@@ -452,40 +531,73 @@ def report(results: dict, vidora: TextToVideoPipeline, contenders: list[Contende
     def ratio(key: str) -> str:
         return f"ratio {wan['param_ratios_wan_over_vidora'][key]:.3f}" if wan else ""
 
-    row(f"warm {SECONDS} s {SIZE}, median of {len(v.runs)}",
-        lambda d: f"{d['warm_median_s']:.2f} s", f"<= {TARGETS['warm_s']:g} s {mark[ok['warm']]}")
+    row(
+        f"warm {SECONDS} s {SIZE}, median of {len(v.runs)}",
+        lambda d: f"{d['warm_median_s']:.2f} s",
+        f"<= {TARGETS['warm_s']:g} s {mark[ok['warm']]}",
+    )
     row("  each run", lambda d: " ".join(f"{t:.2f}" for t in d["warm_runs_s"]))
     for s in (*STAGES, "other"):
         by = results.get("speedup_by_stage", {})
         row(f"  {s} (median)", lambda d, s=s: stage(d, s), f"{by[s]:.1f}x" if s in by else "")
     if wan:
-        table.add_row("[bold]speedup[/] (Wan / Vidora)", f"{results['speedup']:.2f}x", "",
-                      f">= {TARGETS['speedup']:g}x {mark[ok['speedup']]}")
+        table.add_row(
+            "[bold]speedup[/] (Wan / Vidora)",
+            f"{results['speedup']:.2f}x",
+            "",
+            f">= {TARGETS['speedup']:g}x {mark[ok['speedup']]}",
+        )
     if "cold" in results:
         cold = results["cold"]
-        table.add_row("cold `vidora generate`", f"{cold['wall_s']:.2f} s", "",
-                      f"<= {TARGETS['cold_s']:g} s {mark[ok['cold']]}")
-        table.add_row("  its peak RSS", f"{cold['peak_rss_gb']:.2f} GB", "",
-                      f"<= {TARGETS['peak_gb']:g} GB {mark[ok['memory']]}")
+        table.add_row(
+            "cold `vidora generate`",
+            f"{cold['wall_s']:.2f} s",
+            "",
+            f"<= {TARGETS['cold_s']:g} s {mark[ok['cold']]}",
+        )
+        table.add_row(
+            "  its peak RSS",
+            f"{cold['peak_rss_gb']:.2f} GB",
+            "",
+            f"<= {TARGETS['peak_gb']:g} GB {mark[ok['memory']]}",
+        )
         table.add_row("  video written", f"{cold['frames']} frames {cold['size']}", "", "")
     row("GFLOPs per video", lambda d: f"{d['gflops_per_video']['total']:.1f}")
-    table.add_row("denoiser params", f"{vid['dit']['params'] / 1e6:.2f} M",
-                  f"{wan['transformer']['params'] / 1e6:.2f} M" if wan else "", ratio("denoiser"))
-    table.add_row("  blocks x width, heads", f"{cfg.depth} x {cfg.width}, {cfg.heads}",
-                  "{layers} x {width}, {heads}".format(**wan["transformer"]) if wan else "")
+    table.add_row(
+        "denoiser params",
+        f"{vid['dit']['params'] / 1e6:.2f} M",
+        f"{wan['transformer']['params'] / 1e6:.2f} M" if wan else "",
+        ratio("denoiser"),
+    )
+    table.add_row(
+        "  blocks x width, heads",
+        f"{cfg.depth} x {cfg.width}, {cfg.heads}",
+        "{layers} x {width}, {heads}".format(**wan["transformer"]) if wan else "",
+    )
     for part in ("decoder", "encoder"):
-        table.add_row(f"VAE {part} params", f"{vid['vae'][part + '_params'] / 1e6:.2f} M",
-                      f"{wan['vae'][part + '_params'] / 1e6:.2f} M" if wan else "",
-                      ratio(f"vae_{part}"))
-    row("text encoder params", lambda d: f"{d['text_encoder']['params'] / 1e6:.2f} M",
-        ratio("text_encoder"))
-    table.add_row("  text encoder", f"{vid['text_encoder']['kind']}, pads to longest",
-                  f"{wan['text_encoder']['kind']}, pads to {wan['max_sequence_length']}"
-                  if wan else "")
+        table.add_row(
+            f"VAE {part} params",
+            f"{vid['vae'][part + '_params'] / 1e6:.2f} M",
+            f"{wan['vae'][part + '_params'] / 1e6:.2f} M" if wan else "",
+            ratio(f"vae_{part}"),
+        )
+    row(
+        "text encoder params",
+        lambda d: f"{d['text_encoder']['params'] / 1e6:.2f} M",
+        ratio("text_encoder"),
+    )
+    table.add_row(
+        "  text encoder",
+        f"{vid['text_encoder']['kind']}, pads to longest",
+        f"{wan['text_encoder']['kind']}, pads to {wan['max_sequence_length']}" if wan else "",
+    )
     row("latent (C, F, h, w) -> tokens", lambda d: f"{tuple(d['latent'])} -> {d['tokens']}")
-    table.add_row("denoiser calls", f"{vid['denoiser_calls']} at batch 2 (CFG)",
-                  f"{wan['denoiser_calls']} at batch 1" if wan else "",
-                  f"{results['steps']} {results['sampler']} steps, CFG {results['guidance']:g}")
+    table.add_row(
+        "denoiser calls",
+        f"{vid['denoiser_calls']} at batch 2 (CFG)",
+        f"{wan['denoiser_calls']} at batch 1" if wan else "",
+        f"{results['steps']} {results['sampler']} steps, CFG {results['guidance']:g}",
+    )
     row("frames out", lambda d: str(tuple(d["frames"])))
     console.print(table)
     if wan:
@@ -494,7 +606,8 @@ def report(results: dict, vidora: TextToVideoPipeline, contenders: list[Contende
         f"torch threads {results['threads']} for both. Load average (1, 5, 15 min) "
         f"{results['loadavg_start']} at start, {results['loadavg_end']} at end, on "
         f"{results['cores']} cores. GF: matmul and convolution FLOPs (torch's counter has no "
-        "formula for the CPU attention kernel; small at 144 tokens).")
+        "formula for the CPU attention kernel; small at 144 tokens)."
+    )
     print(json.dumps(results, default=float))
 
 

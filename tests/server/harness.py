@@ -54,16 +54,16 @@ def write_registry(path: Path, *, engine: str = ENGINE, step_seconds: float = 0.
     """A registry with the built-in model's name, sizes and aliases, served by `engine`."""
     options = f"{{step_seconds: {step_seconds}}}" if engine == FAKE_ENGINE else "{}"
     path.write_text(
-        "default: vidora-shapes-v1\n"
+        "default: vidora-shapes-v2\n"
         "models:\n"
-        "  - id: vidora-shapes-v1\n"
+        "  - id: vidora-shapes-v2\n"
         f"    engine: {engine}\n"
         f"    options: {options}\n"
         f"    sizes: {SIZES}\n"
         "    seconds: [4, 8, 12]\n"
         "aliases:\n"
-        "  sora-2: vidora-shapes-v1\n"
-        "  sora-2-pro: vidora-shapes-v1\n"
+        "  sora-2: vidora-shapes-v2\n"
+        "  sora-2-pro: vidora-shapes-v2\n"
     )
     return path
 

@@ -66,7 +66,7 @@ def test_queued_compatible_jobs_run_in_batches_and_metrics_say_so(
     client = openai.OpenAI(base_url=proc.base_url, api_key="unused", max_retries=0)
     wait_completed(client, queued)
     found = samples(proc.url)
-    model = "model=vidora-shapes-v1"
+    model = "model=vidora-shapes-v2"
     assert found[f"vidora_batch_size_count{{{model}}}"] == 2  # 8 jobs, batches of 4
     assert found[f"vidora_batch_size_sum{{{model}}}"] == 8
     assert found[f"vidora_generation_seconds_count{{{model}}}"] == 2

@@ -145,7 +145,7 @@ def test_with_auth_off_there_is_no_sign_in_and_videos_have_no_owner(
         (CreateForm(prompt="   \n"), "Write a prompt first"),
         (
             CreateForm(prompt="a cat", size="10x10"),
-            "Size: '10x10' is not supported by vidora-shapes-v1; use one of: 64x64, 96x64, 64x96",
+            "Size: '10x10' is not supported by vidora-shapes-v2; use one of: 64x64, 96x64, 64x96",
         ),
         (CreateForm(prompt="a cat", seconds=5), "Duration: 5 seconds is not supported"),
         (CreateForm(prompt="a cat", model="sora-3"), "Model: 'sora-3' is not a model"),
@@ -193,7 +193,7 @@ def test_a_create_is_an_api_job_with_every_setting_the_model_will_receive(
     image.write_bytes(png(80, 40))
     form = CreateForm(
         prompt="a red circle moving right",
-        model="vidora-shapes-v1",
+        model="vidora-shapes-v2",
         size="96x64",
         seconds="8",
         seed=1234.0,

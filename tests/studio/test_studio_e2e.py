@@ -52,7 +52,7 @@ def engine_choice() -> tuple[str | None, str]:
         weights = builtin_weights()
     except FileNotFoundError:
         return TINY_ENGINE, "the tiny random engine (the built-in weights are not installed yet)"
-    return None, f"the built-in model vidora-shapes-v1 ({weights})"
+    return None, f"the built-in model vidora-shapes-v2 ({weights})"
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from vidora.flow import SAMPLERS, classifier_free_guidance
 from vidora.models.dit import DiT, DiTConfig
 from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
 from vidora.models.vae import VAEConfig, VideoVAE, latent_frames
+from vidora.weights import BUILTIN_WEIGHTS
 from vidora.world.spec import FPS, NUM_FRAMES, parse_size
 
 CLIP_FRAMES = NUM_FRAMES + 1
@@ -340,7 +341,7 @@ class TextToVideoPipeline:
 
 def builtin_weights() -> Path:
     """The built-in model's release file, shipped inside the package."""
-    path = Path(__file__).resolve().parent.parent / "weights" / "vidora-shapes-v1.safetensors"
+    path = BUILTIN_WEIGHTS
     if not path.exists():
         raise FileNotFoundError(
             f"the built-in model is not in this install ({path} is missing); pass --checkpoint PATH"

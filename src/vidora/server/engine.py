@@ -104,7 +104,7 @@ class PipelineEngine:
 
 
 def builtin_engine(checkpoint: str | None = None, device: str = "cpu") -> Engine:
-    """The built-in model (`vidora-shapes-v1`), or another release file by path."""
+    """The built-in model (`vidora.weights.BUILTIN_MODEL`), or another release file by path."""
     from vidora.pipelines import TextToVideoPipeline
 
     return PipelineEngine(TextToVideoPipeline.from_pretrained(checkpoint, device=device))
