@@ -18,3 +18,4 @@ test-slow:  ## the slow tests too (they train, or run the built-in model)
 
 lint:
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
