@@ -26,6 +26,7 @@ from vidora.server.db import Database
 from vidora.server.keys import KeyStore
 from vidora.server.services import Services, build_services
 from vidora.server.settings import Settings
+from vidora.weights import BUILTIN_MODEL
 
 FAKE_ENGINE = "fake_engine:build"
 """A deterministic stand-in (fake_engine.py): pixels the tests can reason about, no torch."""
@@ -54,16 +55,16 @@ def write_registry(path: Path, *, engine: str = ENGINE, step_seconds: float = 0.
     """A registry with the built-in model's name, sizes and aliases, served by `engine`."""
     options = f"{{step_seconds: {step_seconds}}}" if engine == FAKE_ENGINE else "{}"
     path.write_text(
-        "default: vidora-shapes-v2\n"
+        f"default: {BUILTIN_MODEL}\n"
         "models:\n"
-        "  - id: vidora-shapes-v2\n"
+        f"  - id: {BUILTIN_MODEL}\n"
         f"    engine: {engine}\n"
         f"    options: {options}\n"
         f"    sizes: {SIZES}\n"
         "    seconds: [4, 8, 12]\n"
         "aliases:\n"
-        "  sora-2: vidora-shapes-v2\n"
-        "  sora-2-pro: vidora-shapes-v2\n"
+        f"  sora-2: {BUILTIN_MODEL}\n"
+        f"  sora-2-pro: {BUILTIN_MODEL}\n"
     )
     return path
 

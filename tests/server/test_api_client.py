@@ -22,6 +22,7 @@ from harness import Deployment
 from PIL import Image
 
 from vidora.media import read_mp4
+from vidora.weights import BUILTIN_MODEL
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::DeprecationWarning"
@@ -226,9 +227,9 @@ def test_extend_continues_the_source_and_reports_the_total(server: Server) -> No
 
 def test_models_lists_the_model_and_its_aliases(server: Server) -> None:
     models = {m.id: m for m in server.client().models.list()}
-    assert {"vidora-shapes-v2", "sora-2", "sora-2-pro"} <= set(models)
-    assert models["sora-2"].model_extra["alias_of"] == "vidora-shapes-v2"
-    assert models["vidora-shapes-v2"].model_extra["sizes"] == ["64x64", "96x64", "64x96"]
+    assert {BUILTIN_MODEL, "sora-2", "sora-2-pro"} <= set(models)
+    assert models["sora-2"].model_extra["alias_of"] == BUILTIN_MODEL
+    assert models[BUILTIN_MODEL].model_extra["sizes"] == ["64x64", "96x64", "64x96"]
     assert server.client().models.retrieve("sora-2").id == "sora-2"
 
 

@@ -13,6 +13,8 @@ import pytest
 from harness import Deployment
 from PIL import Image
 
+from vidora.weights import BUILTIN_MODEL
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 MAX_IMAGE = 200_000  # the server under test takes images up to 200 kB (20 MB by default)
@@ -77,7 +79,7 @@ def image_bytes(fmt: str, size: tuple[int, int] = (32, 32)) -> bytes:
         ({"prompt": "   "}, "prompt", "invalid_value", "some text"),
         ({"prompt": "x" * 32001}, "prompt", "invalid_value", "32000"),
         ({"prompt": 123}, "prompt", "invalid_value", "string"),
-        ({"prompt": "ok", "model": "sora-9"}, "model", "model_not_found", "vidora-shapes-v2"),
+        ({"prompt": "ok", "model": "sora-9"}, "model", "model_not_found", BUILTIN_MODEL),
         ({"prompt": "ok", "seconds": "5"}, "seconds", "invalid_seconds", '"4", "8", "12"'),
         ({"prompt": "ok", "seconds": "four"}, "seconds", "invalid_value", "seconds"),
         ({"prompt": "ok", "seconds": True}, "seconds", "invalid_value", "seconds"),

@@ -13,6 +13,7 @@ from harness import Deployment
 from prometheus_client.parser import text_string_to_metric_families
 
 from vidora.server.protocol import CreateVideoRequest
+from vidora.weights import BUILTIN_MODEL
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -66,7 +67,7 @@ def test_queued_compatible_jobs_run_in_batches_and_metrics_say_so(
     client = openai.OpenAI(base_url=proc.base_url, api_key="unused", max_retries=0)
     wait_completed(client, queued)
     found = samples(proc.url)
-    model = "model=vidora-shapes-v2"
+    model = f"model={BUILTIN_MODEL}"
     assert found[f"vidora_batch_size_count{{{model}}}"] == 2  # 8 jobs, batches of 4
     assert found[f"vidora_batch_size_sum{{{model}}}"] == 8
     assert found[f"vidora_generation_seconds_count{{{model}}}"] == 2

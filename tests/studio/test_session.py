@@ -23,6 +23,7 @@ from vidora.server.settings import Settings
 from vidora.server.worker import Worker
 from vidora.studio.session import Caller, CreateForm, Studio, StudioError
 from vidora.studio.views import details_html
+from vidora.weights import BUILTIN_MODEL
 
 
 @dataclass
@@ -145,7 +146,7 @@ def test_with_auth_off_there_is_no_sign_in_and_videos_have_no_owner(
         (CreateForm(prompt="   \n"), "Write a prompt first"),
         (
             CreateForm(prompt="a cat", size="10x10"),
-            "Size: '10x10' is not supported by vidora-shapes-v2; use one of: 64x64, 96x64, 64x96",
+            f"Size: '10x10' is not supported by {BUILTIN_MODEL}; use one of: 64x64, 96x64, 64x96",
         ),
         (CreateForm(prompt="a cat", seconds=5), "Duration: 5 seconds is not supported"),
         (CreateForm(prompt="a cat", model="sora-3"), "Model: 'sora-3' is not a model"),
@@ -193,7 +194,7 @@ def test_a_create_is_an_api_job_with_every_setting_the_model_will_receive(
     image.write_bytes(png(80, 40))
     form = CreateForm(
         prompt="a red circle moving right",
-        model="vidora-shapes-v2",
+        model=BUILTIN_MODEL,
         size="96x64",
         seconds="8",
         seed=1234.0,

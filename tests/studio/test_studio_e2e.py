@@ -19,6 +19,8 @@ from harness import TINY_ENGINE, Deployment
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from vidora.weights import BUILTIN_MODEL
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -52,7 +54,7 @@ def engine_choice() -> tuple[str | None, str]:
         weights = builtin_weights()
     except FileNotFoundError:
         return TINY_ENGINE, "the tiny random engine (the built-in weights are not installed yet)"
-    return None, f"the built-in model vidora-shapes-v2 ({weights})"
+    return None, f"the built-in model {BUILTIN_MODEL} ({weights})"
 
 
 @pytest.fixture(scope="module")

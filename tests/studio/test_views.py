@@ -11,6 +11,7 @@ import pytest
 
 from vidora.server.jobs import Job
 from vidora.studio.views import details_html, library_html, reproduce_request, size_label
+from vidora.weights import BUILTIN_MODEL
 
 EVIL = '<img src=x onerror="alert(1)"> & "quotes"'
 
@@ -22,7 +23,7 @@ def job(**changes: object) -> Job:
         key_id="k",
         kind="create",
         model="sora-2",
-        engine_model="vidora-shapes-v2",
+        engine_model=BUILTIN_MODEL,
         prompt="a red circle moving right",
         negative_prompt=None,
         size="96x64",
@@ -87,7 +88,7 @@ def test_the_library_marks_the_selection_and_shows_thumbnails_newest_first() -> 
 
 def test_details_show_every_setting_the_model_received() -> None:
     page = details_html(job(steps=12, guidance=3.5, negative_prompt="blurry", has_first_frame=True))
-    for shown in ("a red circle moving right", "vidora-shapes-v2", "sora-2", "96x64", "4 s"):
+    for shown in ("a red circle moving right", BUILTIN_MODEL, "sora-2", "96x64", "4 s"):
         assert shown in page
     assert ">7<" in page and ">12<" in page and ">3.5<" in page and "blurry" in page
     assert "your uploaded image" in page

@@ -341,12 +341,12 @@ class TextToVideoPipeline:
 
 def builtin_weights() -> Path:
     """The built-in model's release file, shipped inside the package."""
-    path = BUILTIN_WEIGHTS
-    if not path.exists():
+    if not BUILTIN_WEIGHTS.exists():
         raise FileNotFoundError(
-            f"the built-in model is not in this install ({path} is missing); pass --checkpoint PATH"
+            f"the built-in model is not in this install ({BUILTIN_WEIGHTS} is missing); "
+            "pass --checkpoint PATH"
         )
-    return path
+    return BUILTIN_WEIGHTS
 
 
 def _per_prompt(value, n: int, name: str) -> list:
