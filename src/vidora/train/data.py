@@ -8,14 +8,16 @@ sentences. A dataset folder is read through `vidora.media.folder.VideoFolderData
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from vidora.models.vae import pad_frames
+from vidora.models.vae import TEMPORAL_FACTOR, pad_frames
 from vidora.train.config import DataConfig
+from vidora.world.spec import NUM_FRAMES
 
 
 @dataclass
@@ -43,19 +45,27 @@ class ShapesSource:
         self.cursor = {size: rank for size in cfg.sizes}
         self._stride = world_size
         self._rng = np.random.default_rng([cfg.seed, rank, 1])
+        self.num_frames = NUM_FRAMES
 
-    def take(self, size: str, count: int) -> tuple[list[np.ndarray], list[str], list[int]]:
-        """`count` clips of `size`: frames, freshly worded captions, and the clips' indices."""
+    def take(
+        self, size: str, count: int, render: bool = True
+    ) -> tuple[list[np.ndarray], list[str], list[int]]:
+        """`count` clips of `size`: frames, freshly worded captions, and the clips' indices.
+
+        `render=False` returns no frames but leaves the source exactly as a rendering call
+        would: it is how a resumed run skips the batches it has already trained on.
+        """
         from vidora.world.captions import write_caption
 
         frames, captions, indices = [], [], []
-        while len(frames) < count:
+        while len(indices) < count:
             index = self.cursor[size]
             self.cursor[size] += self._stride
             if self._clip_size(self.split, index, self.seed) != size:
                 continue
             clip = self._get_clip(self.split, index, self.seed)
-            frames.append(clip.frames())
+            if render:
+                frames.append(clip.frames(self.num_frames))
             wording = "heldout" if self.split == "eval-wording" else "train"
             captions.append(write_caption(clip.scene, self._rng, wording))
             indices.append(index)
@@ -78,11 +88,15 @@ class FolderSource:
         if not self.by_size:
             raise ValueError(f"{cfg.source} has no readable clips for this process")
         self._rng = np.random.default_rng([cfg.seed, rank, 2])
+        self.num_frames = self.dataset.num_frames
 
-    def take(self, size: str, count: int) -> tuple[list[np.ndarray], list[str], list[int]]:
-        """`count` random clips of `size`: frames, captions, and the items' indices."""
+    def take(
+        self, size: str, count: int, render: bool = True
+    ) -> tuple[list[np.ndarray], list[str], list[int]]:
+        """`count` random clips of `size`: frames, captions, and the items' indices
+        (no frames, without reading a file, when `render` is False)."""
         indices = [int(i) for i in self._rng.choice(self.by_size[size], size=count)]
-        frames = [self.frames(i) for i in indices]
+        frames = [self.frames(i) for i in indices] if render else []
         return frames, [self.dataset.captions[i] for i in indices], indices
 
     def frames(self, index: int) -> np.ndarray:
@@ -101,9 +115,13 @@ def make_source(cfg: DataConfig, rank: int = 0, world_size: int = 1) -> ShapesSo
 
 
 def batches(
-    cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1
+    cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1, skip: int = 0
 ) -> Iterator[Batch]:
-    """An endless stream of bucketed batches; the same config and rank give the same stream."""
+    """An endless stream of bucketed batches; the same config and rank give the same stream.
+
+    `skip` drops the stream's first batches without rendering or reading them, so a run resumed
+    at step N starts on batch N at once (replaying N batches costs minutes at a few thousand).
+    """
     source = make_source(cfg, rank, world_size)
     sizes = list(getattr(source, "by_size", cfg.sizes))
     weights = np.asarray(cfg.frame_weights, dtype=float)
@@ -111,13 +129,16 @@ def batches(
         raise ValueError(
             "data.frame_weights must give one positive weight per entry of data.frames"
         )
+    padded = source.num_frames + (-(source.num_frames - 1)) % TEMPORAL_FACTOR  # as pad_frames
     # Bucket choices are shared by all ranks (same seed), so every process steps the same shapes.
     rng = np.random.default_rng([cfg.seed, 0])
     crop_rng = np.random.default_rng([cfg.seed, rank, 3])
-    while True:
+    for step in itertools.count():
         size = sizes[rng.integers(len(sizes))]
         num_frames = int(rng.choice(cfg.frames, p=weights / weights.sum()))
-        frames, captions, _ = source.take(size, batch_size)
+        frames, captions, _ = source.take(size, batch_size, render=step >= skip)
+        start = int(crop_rng.integers(padded - num_frames + 1))
+        if step < skip:
+            continue
         video = pad_frames(torch.stack([frames_to_tensor(f) for f in frames]))  # (B, 3, 33, H, W)
-        start = int(crop_rng.integers(video.shape[2] - num_frames + 1))
         yield Batch(video[:, :, start : start + num_frames].contiguous(), captions, size)

@@ -134,9 +134,8 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
     elif cfg.init_from:
         vae.load_state_dict(release_weights(cfg.init_from, "vae"))
     model = DistributedDataParallel(vae) if dist.world_size > 1 else vae  # syncs trained params
-    stream = batches(cfg.data, cfg.batch_size, dist.rank, dist.world_size)
-    for _ in range(step):  # replay the data order so a resumed run sees what it would have seen
-        next(stream)
+    # A resumed run skips the batches it has trained on: it sees what it would have seen.
+    stream = batches(cfg.data, cfg.batch_size, dist.rank, dist.world_size, skip=step)
 
     crops = torch.Generator().manual_seed(cfg.data.seed * 1000 + dist.rank + step)
     started = time.time()
