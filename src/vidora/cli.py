@@ -347,7 +347,7 @@ def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:
             info = "  ".join(
                 f"{k} {v:.4g}"
                 for k, v in stats.items()
-                if k in ("loss", "psnr") and isinstance(v, float)
+                if k in ("loss", "val_loss", "psnr") and isinstance(v, float)
             )
             bar.update(task, completed=step, total=total, info=info or stats.get("stage", ""))
 

@@ -77,6 +77,8 @@ def test_dit_stage_trains_on_the_vae_and_releases_a_pipeline(vae_run: Path, tmp_
             "log_every=1",
             "save_every=3",
             "warmup=1",
+            "val_clips=3",
+            "val_every=2",
         ],
     )
     out = dit_stage.main(cfg)
@@ -85,10 +87,13 @@ def test_dit_stage_trains_on_the_vae_and_releases_a_pipeline(vae_run: Path, tmp_
     pipe = TextToVideoPipeline.from_pretrained(out)
     video = pipe("a red circle moving left on a black background", size="96x64").videos[0]
     assert video.shape == (32, 64, 96, 3) and video.dtype == np.uint8
-    losses = [
-        json.loads(line)["loss"] for line in (tmp_path / "log.jsonl").read_text().splitlines()
-    ]
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
     assert len(losses) == 3 and all(np.isfinite(losses))
+    # Held-out loss of the EMA weights: at the start, every val_every steps, and at the end.
+    validated = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    assert [step for step, _ in validated] == [0, 2, 3]
+    assert all(np.isfinite(v) and v > 0 for _, v in validated)
 
 
 def test_config_overrides_and_errors(tmp_path: Path) -> None:

@@ -111,6 +111,13 @@ class DiTTrainConfig:
     """Clips encoded once into the latent cache (spread over the sizes)."""
     timestep_shift: float = 1.0
     """Shift of the logit-normal timestep distribution toward noise (> 1: more noise)."""
+    val_clips: int = 64
+    """Held-out clips whose flow loss (fixed noise and times) is logged as `val_loss`; 0: off."""
+    val_every: int = 500
+    """Steps between measurements of `val_loss` (also measured at the first and last step)."""
+    val_source: str = ""
+    """Where held-out clips come from: '' for Shapes World's eval-seen split on a Shapes World
+    run and none for a dataset folder, or the path of a dataset folder kept out of training."""
     log_every: int = 25
     """Steps between log lines."""
     save_every: int = 500

@@ -5,11 +5,14 @@ encoded once into a latent cache (`run_dir/latents.safetensors`, built in chunks
 interrupted build resumes), because encoding costs more than a DiT step on a CPU; Shapes World
 captions are rewritten with fresh wording every time a clip is drawn. Some captions are dropped
 (classifier-free guidance) and some clips have their first latent frames given clean (frame
-conditioning: image-to-video and extension). Resumes from `run_dir/last.safetensors`.
+conditioning: image-to-video and extension). Every `val_every` steps the EMA weights' flow loss
+on held-out clips (fixed noise and times) is logged as `val_loss`: the curve that shows a long run
+still learning. Resumes from `run_dir/last.safetensors`.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -32,6 +35,7 @@ from vidora.train.distributed import cleanup_distributed, setup_distributed
 from vidora.train.ema import EMA
 from vidora.train.runtime import LossLog, autocast, learning_rate
 from vidora.train.vae import load_vae, release_weights
+from vidora.train.validation import FlowValidation, validation_data
 
 Progress = Callable[[int, int, dict], None]
 
@@ -218,6 +222,10 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     if not dist.is_main:  # the cache is complete on disk now: this only reads it
         cache = LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips)
     draws = CaptionedLatents(cache, cfg.data.seed, dist.rank)
+    validation = None
+    val_data = validation_data(cfg.data, cfg.val_source)
+    if dist.is_main and cfg.val_clips > 0 and val_data is not None:
+        validation = FlowValidation.build(val_data, cfg.val_clips, vae, text_encoder)
 
     # 2. The model, its EMA and optimizer, resumed if a checkpoint is there.
     model_cfg: DiTConfig = replace(
@@ -239,12 +247,23 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         dit.load_state_dict(release_weights(cfg.init_from, "dit"))
         ema = EMA(dit, decay=cfg.ema_decay)  # the average starts from the loaded weights
     model = DistributedDataParallel(dit) if dist.world_size > 1 else dit
+    averaged = copy.deepcopy(dit) if validation else None  # the EMA weights, to validate
+
+    def validate() -> None:
+        averaged.load_state_dict(ema.averaged_state_dict(dit))
+        stats = {"step": step, "val_loss": validation.loss(averaged)}
+        log.append(stats)
+        if progress:
+            progress(step, cfg.steps, stats)
+
     generator = torch.Generator().manual_seed(cfg.data.seed * 1000 + dist.rank + step)
     for _ in range(step):  # replay the draw order so a resumed run sees what it would have seen
         draws.draw(cfg.batch_size)
 
     # 3. The loop.
     started = time.time()
+    if validation is not None and step == 0 and cfg.steps > 0:
+        validate()  # where the run starts (a resumed run measured its steps before)
     while step < cfg.steps:
         latents, captions, size = draws.draw(cfg.batch_size)
         captions = [
@@ -275,6 +294,8 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             log.append(stats)
             if progress:
                 progress(step, cfg.steps, stats)
+        if validation is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+            validate()
         if dist.is_main and (step % cfg.save_every == 0 or step == cfg.steps):
             save_training_state(
                 last,
@@ -284,7 +305,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
                 config=config_to_dict(cfg),
                 meta={"step": step},
             )
-            log.plot(("loss", "grad_norm"))
+            log.plot(("loss", "val_loss", "grad_norm"))
 
     # 4. The release: EMA weights of the DiT with the VAE, in one file.
     out = run_dir / "model.safetensors"

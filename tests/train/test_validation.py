@@ -1,0 +1,109 @@
+"""The DiT stage's held-out flow loss: fixed clips, noise and times, against closed forms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vidora.media.folder import write_dataset_folder
+from vidora.pipelines import TextToVideoPipeline
+from vidora.train.config import DataConfig
+from vidora.train.validation import TIMES, FlowValidation, validation_data
+from vidora.world.spec import NUM_FRAMES
+
+SHAPES = DataConfig(sizes=("64x64", "96x64"), frames=(33,), frame_weights=(1.0,))
+
+
+class _Oracle(nn.Module):
+    """Knows the clean latents of each clip (by its batch size), so it predicts the exact
+    velocity of the straight path through x_t: (data - x_t) / (1 - t) = data - noise."""
+
+    def __init__(self, validation: FlowValidation):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))  # gives the model a device
+        self.data = {len(g.latents): g.latents for g in validation.groups}
+
+    def forward(self, x, t, text, text_mask):  # noqa: ANN001, ANN201 - the DiT's signature
+        data = self.data[len(x)]
+        return (data - x) / (1 - t)[:, None, None, None, None]
+
+
+class _Still(nn.Module):
+    """Predicts zero velocity everywhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, t, text, text_mask):  # noqa: ANN001, ANN201 - the DiT's signature
+        return torch.zeros_like(x)
+
+
+@pytest.fixture(scope="module")
+def pipe() -> TextToVideoPipeline:
+    return TextToVideoPipeline.tiny_random()
+
+
+@pytest.fixture(scope="module")
+def shapes_validation(pipe: TextToVideoPipeline) -> FlowValidation:
+    data = validation_data(SHAPES, "")
+    return FlowValidation.build(data, 5, pipe.vae, pipe.text_encoder)
+
+
+def test_clips_are_spread_over_the_sizes(shapes_validation: FlowValidation) -> None:
+    assert shapes_validation.clips == 5
+    aspect = [g.latents.shape[-1] / g.latents.shape[-2] for g in shapes_validation.groups]
+    assert aspect == [1.0, 1.5]  # 64x64, then 96x64
+    assert [len(g.latents) for g in shapes_validation.groups] == [3, 2]
+    assert all(len(g.noises) == len(TIMES) for g in shapes_validation.groups)
+
+
+def test_the_loss_matches_its_closed_forms(shapes_validation: FlowValidation) -> None:
+    assert shapes_validation.loss(_Oracle(shapes_validation)) == pytest.approx(0.0, abs=1e-6)
+    # Zero velocity leaves the whole target: the clip-weighted mean of (data - noise)^2.
+    groups = shapes_validation.groups
+    expected = sum(
+        len(g.latents) * (g.latents - noise).square().mean().item()
+        for g in groups
+        for noise in g.noises
+    ) / (len(TIMES) * shapes_validation.clips)
+    assert shapes_validation.loss(_Still()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_same_model_measures_the_same_and_leaves_its_mode(
+    shapes_validation: FlowValidation, pipe: TextToVideoPipeline
+) -> None:
+    dit = pipe.dit.train()
+    with torch.no_grad():  # the output layer starts at zero: make the velocity depend on x_t
+        dit.final.linear.weight.normal_(std=0.1)
+    first = shapes_validation.loss(dit)
+    assert shapes_validation.loss(dit) == first  # the same clips, noise and times each time
+    assert dit.training
+    with torch.no_grad():
+        dit.final.linear.bias.add_(0.1)
+    assert shapes_validation.loss(dit) != first
+
+
+def test_held_out_clips_come_from_eval_seen_or_a_named_folder(
+    pipe: TextToVideoPipeline, tmp_path: Path
+) -> None:
+    assert validation_data(SHAPES, "").split == "eval-seen"
+    trained = DataConfig(source=str(tmp_path / "mine"), sizes=("64x64",))
+    assert validation_data(trained, "") is None  # every clip of a folder is trained on
+
+    rng = np.random.default_rng(0)
+    held_out = tmp_path / "held-out"
+    write_dataset_folder(
+        held_out,
+        [
+            (rng.integers(0, 256, (NUM_FRAMES, 64, 64, 3), dtype=np.uint8), f"clip {i}")
+            for i in range(2)
+        ],
+    )
+    data = validation_data(trained, str(held_out))
+    validation = FlowValidation.build(data, 8, pipe.vae, pipe.text_encoder)
+    assert validation.clips == 2  # the folder's two clips, each once
