@@ -309,3 +309,28 @@ def test_a_failed_video_says_why(setup: Setup) -> None:
     assert "<b>[fail]</b>" not in details and "&lt;b&gt;[fail]&lt;/b&gt;" in details
     assert setup.studio.thumbnail_path(failed) is None
     assert "only a completed video" in refusal(lambda: setup.studio.extend(caller, job.id, "more"))
+
+
+# --- the page's handlers ---------------------------------------------------------------------
+
+
+def test_a_refresh_never_undoes_a_clicks_selection(make: Callable[..., Setup]) -> None:
+    """The page's timer and a click run concurrently: a refresh that started before a click
+    finished carries the old selection, and must not write it back over the click's."""
+    from vidora.studio.app import build_studio
+
+    setup = make(auth=False)
+    demo = build_studio(setup.services)
+    handlers = {f.fn.__name__: f for f in demo.fns.values()}
+    generate, tick = handlers["on_generate"], handlers["on_tick"]
+    selected, details = tick.inputs[1], next(c for c in tick.outputs if c.elem_id == "vd-details")
+
+    form = ("a green square moving up", BUILTIN_MODEL, "64x64", 4, None, None, None, "", None)
+    clicked = generate.fn(None, *form, "", "")
+    job_id = clicked[selected]
+    assert "a green square moving up" in clicked[details]
+
+    stale = tick.fn(None, None, "", "")  # started with the selection from before the click
+    assert selected not in stale
+    fresh = tick.fn(None, job_id, "", "")
+    assert selected not in fresh and "a green square moving up" in fresh[details]

@@ -399,7 +399,12 @@ def build_studio(services: Services) -> gr.Blocks:
             except StudioError as error:  # revoked while the page was open
                 gr.Warning(str(error), duration=TOAST_SECONDS)
                 return {status: f"**Signed out:** {error}", timer: gr.Timer(active=False)}
-            return view(caller, chosen, old_lib, old_shown)
+            out = view(caller, chosen, old_lib, old_shown)
+            # A tick that started before a click (generate, pick, remix) finished carries the
+            # old selection; writing it back would undo the click's, and every later tick would
+            # then show the old video. The selection is the clicks' alone: a tick only refreshes.
+            out.pop(selected)
+            return out
 
         @_guarded(sign_in_msg)
         def on_sign_in(key: str | None) -> dict[Any, Any]:
