@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from vidora.media.folder import write_dataset_folder
 from vidora.train.config import DataConfig
 from vidora.train.data import Batch, batches
-from vidora.world.spec import NUM_FRAMES
 
 SKIP = 3
 
@@ -29,20 +26,12 @@ def _assert_same(a: list[Batch], b: list[Batch]) -> None:
         assert torch.equal(x.video, y.video)
 
 
-def _folder(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    items = [
-        (rng.integers(0, 256, size=(NUM_FRAMES, 64, 64, 3), dtype=np.uint8), f"clip number {i}")
-        for i in range(4)
-    ]
-    write_dataset_folder(root, items)
-    return root
-
-
 @pytest.mark.parametrize("source", ["shapes", "folder"])
-def test_skipping_batches_resumes_the_same_stream(source: str, tmp_path: Path) -> None:
+def test_skipping_batches_resumes_the_same_stream(
+    source: str, noise_folder: Callable[[str, int], Path]
+) -> None:
     data = DataConfig(
-        source="shapes" if source == "shapes" else str(_folder(tmp_path / "data")),
+        source="shapes" if source == "shapes" else str(noise_folder("data", 4)),
         sizes=("64x64", "96x64") if source == "shapes" else ("64x64",),
         frames=(1, 5, 9),
         frame_weights=(1.0, 1.0, 1.0),

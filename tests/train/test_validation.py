@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from vidora.media.folder import write_dataset_folder
 from vidora.pipelines import TextToVideoPipeline
 from vidora.train.config import DataConfig
 from vidora.train.validation import TIMES, FlowValidation, validation_data
-from vidora.world.spec import NUM_FRAMES
 
 SHAPES = DataConfig(sizes=("64x64", "96x64"), frames=(33,), frame_weights=(1.0,))
 
@@ -89,21 +87,13 @@ def test_the_same_model_measures_the_same_and_leaves_its_mode(
 
 
 def test_held_out_clips_come_from_eval_seen_or_a_named_folder(
-    pipe: TextToVideoPipeline, tmp_path: Path
+    pipe: TextToVideoPipeline, tmp_path: Path, noise_folder: Callable[[str, int], Path]
 ) -> None:
     assert validation_data(SHAPES, "").split == "eval-seen"
     trained = DataConfig(source=str(tmp_path / "mine"), sizes=("64x64",))
     assert validation_data(trained, "") is None  # every clip of a folder is trained on
 
-    rng = np.random.default_rng(0)
-    held_out = tmp_path / "held-out"
-    write_dataset_folder(
-        held_out,
-        [
-            (rng.integers(0, 256, (NUM_FRAMES, 64, 64, 3), dtype=np.uint8), f"clip {i}")
-            for i in range(2)
-        ],
-    )
+    held_out = noise_folder("held-out", 2)
     data = validation_data(trained, str(held_out))
     validation = FlowValidation.build(data, 8, pipe.vae, pipe.text_encoder)
     assert validation.clips == 2  # the folder's two clips, each once

@@ -149,9 +149,14 @@ def latent_frames(num_frames: int) -> int:
     return 1 + (num_frames - 1) // TEMPORAL_FACTOR
 
 
+def padded_length(num_frames: int) -> int:
+    """The 1 + 4k frames `pad_frames` makes of `num_frames` (32 -> 33)."""
+    return num_frames + (-(num_frames - 1)) % TEMPORAL_FACTOR
+
+
 def pad_frames(x: torch.Tensor) -> torch.Tensor:
     """Repeat the last frame until (B, C, T, H, W) has 1 + 4k frames (32 -> 33)."""
-    extra = (-(x.shape[2] - 1)) % TEMPORAL_FACTOR
+    extra = padded_length(x.shape[2]) - x.shape[2]
     return torch.cat([x, x[:, :, -1:].expand(-1, -1, extra, -1, -1)], dim=2) if extra else x
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vidora.models.vae import TEMPORAL_FACTOR, pad_frames
+from vidora.models.vae import VideoVAE, pad_frames, padded_length
 from vidora.train.config import DataConfig
 from vidora.world.spec import NUM_FRAMES
 
@@ -106,6 +106,28 @@ class FolderSource:
         )
 
 
+def ordered_clips(
+    source: ShapesSource | FolderSource, size: str, done: list[int], count: int
+) -> tuple[list[np.ndarray], list[str], list[int]]:
+    """The next `count` clips of `size` in the source's fixed order, after the keys in `done`:
+    frames, captions and keys. Unlike `take`, the same call always gives the same clips, which
+    is what a latent cache built in chunks and a held-out set need."""
+    if isinstance(source, ShapesSource):
+        source.cursor[size] = max(done) + 1 if done else 0
+        return source.take(size, count)
+    keys = source.by_size[size][len(done) : len(done) + count]
+    return [source.frames(i) for i in keys], [source.dataset.captions[i] for i in keys], keys
+
+
+@torch.no_grad()
+def encode_clips(vae: VideoVAE, frames: list[np.ndarray]) -> torch.Tensor:
+    """Clips of one size, (T, H, W, 3) uint8 each, as the DiT learns them: the VAE's normalised
+    latent means, (B, z, F, h, w) on the VAE's device."""
+    video = pad_frames(torch.stack([frames_to_tensor(f) for f in frames]))  # (B, 3, 33, H, W)
+    mean, _ = vae.encode(video.to(next(vae.parameters()).device))
+    return vae.normalize(mean)
+
+
 def make_source(cfg: DataConfig, rank: int = 0, world_size: int = 1) -> ShapesSource | FolderSource:
     return (
         ShapesSource(cfg, rank, world_size)
@@ -129,7 +151,7 @@ def batches(
         raise ValueError(
             "data.frame_weights must give one positive weight per entry of data.frames"
         )
-    padded = source.num_frames + (-(source.num_frames - 1)) % TEMPORAL_FACTOR  # as pad_frames
+    padded = padded_length(source.num_frames)
     # Bucket choices are shared by all ranks (same seed), so every process steps the same shapes.
     rng = np.random.default_rng([cfg.seed, 0])
     crop_rng = np.random.default_rng([cfg.seed, rank, 3])

@@ -26,11 +26,11 @@ from torch.nn.parallel import DistributedDataParallel
 from vidora.flow import flow_loss, interpolate, sample_timesteps
 from vidora.models.dit import DIT_PRESETS, DiT, DiTConfig
 from vidora.models.text_encoder import load_text_encoder
-from vidora.models.vae import VideoVAE, pad_frames
+from vidora.models.vae import VideoVAE
 from vidora.pipelines.text_to_video import TextToVideoPipeline
 from vidora.train.checkpoint import load_training_state, save_training_state
 from vidora.train.config import DataConfig, DiTTrainConfig, config_to_dict
-from vidora.train.data import FolderSource, ShapesSource, frames_to_tensor, make_source
+from vidora.train.data import encode_clips, make_source, ordered_clips
 from vidora.train.distributed import cleanup_distributed, setup_distributed
 from vidora.train.ema import EMA
 from vidora.train.runtime import LossLog, autocast, learning_rate
@@ -86,13 +86,11 @@ class LatentCache:
             for size in sizes:
                 if len(keys[size]) >= per_size:
                     continue
-                video, batch_keys = _next_clips(
+                frames, _, batch_keys = ordered_clips(
                     source, size, keys[size], min(8, per_size - len(keys[size]))
                 )
-                with torch.no_grad():
-                    mean, _ = vae.encode(pad_frames(video.to(next(vae.parameters()).device)))
                 latents[size].extend(
-                    vae.normalize(mean).half().cpu().unbind(0)
+                    encode_clips(vae, frames).half().cpu().unbind(0)
                 )  # (z, F, h, w) each
                 keys[size].extend(batch_keys)
             done = sum(len(k) for k in keys.values())
@@ -105,19 +103,6 @@ class LatentCache:
             _save_cache(path, latents, keys)
         stacked = {s: torch.stack(latents[s][:per_size]) for s in sizes}
         return cls(stacked, {s: keys[s][:per_size] for s in sizes}, data)
-
-
-def _next_clips(
-    source: ShapesSource | FolderSource, size: str, done: list[int], count: int
-) -> tuple[torch.Tensor, list[int]]:
-    """The next `count` clips of `size` not yet in the cache, as (B, 3, 32, H, W) and their keys."""
-    if isinstance(source, ShapesSource):
-        source.cursor[size] = max(done) + 1 if done else 0
-        frames, _, indices = source.take(size, count)
-    else:
-        indices = source.by_size[size][len(done) : len(done) + count]
-        frames = [source.frames(i) for i in indices]
-    return torch.stack([frames_to_tensor(f) for f in frames]), indices
 
 
 def _save_cache(
@@ -247,7 +232,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         dit.load_state_dict(release_weights(cfg.init_from, "dit"))
         ema = EMA(dit, decay=cfg.ema_decay)  # the average starts from the loaded weights
     model = DistributedDataParallel(dit) if dist.world_size > 1 else dit
-    averaged = copy.deepcopy(dit) if validation else None  # the EMA weights, to validate
+    averaged = copy.deepcopy(dit) if validation is not None else None  # EMA weights, validated
 
     def validate() -> None:
         averaged.load_state_dict(ema.averaged_state_dict(dit))

@@ -15,9 +15,9 @@ from torch import nn
 
 from vidora.flow import flow_loss, interpolate
 from vidora.models.text_encoder import TextEncoder
-from vidora.models.vae import VideoVAE, pad_frames
+from vidora.models.vae import VideoVAE
 from vidora.train.config import DataConfig
-from vidora.train.data import FolderSource, frames_to_tensor, make_source
+from vidora.train.data import encode_clips, make_source, ordered_clips
 
 TIMES = (0.2, 0.35, 0.5, 0.65, 0.8)
 """Flow times measured (0 noise, 1 data): the middle of the path, where the loss is informative;
@@ -63,22 +63,14 @@ class FlowValidation:
         """
         source = make_source(data)
         sizes = list(getattr(source, "by_size", data.sizes))
-        device = next(vae.parameters()).device
         generator = torch.Generator().manual_seed(seed)
         groups = []
         for i, size in enumerate(sizes):
             count = clips // len(sizes) + (i < clips % len(sizes))
             if count == 0:
                 continue
-            if isinstance(source, FolderSource):  # distinct items, the same ones every run
-                items = source.by_size[size][:count]
-                frames = [source.frames(i) for i in items]
-                captions = [source.dataset.captions[i] for i in items]
-            else:
-                frames, captions, _ = source.take(size, count)
-            video = pad_frames(torch.stack([frames_to_tensor(f) for f in frames]))
-            mean, _ = vae.encode(video.to(device))  # (B, z, F, h, w)
-            latents = vae.normalize(mean).float().cpu()
+            frames, captions, _ = ordered_clips(source, size, [], count)
+            latents = encode_clips(vae, frames).float().cpu()  # (B, z, F, h, w)
             text, text_mask = text_encoder.encode(captions)
             noises = [torch.randn(latents.shape, generator=generator) for _ in TIMES]
             groups.append(_Group(latents, text.cpu(), text_mask.cpu(), noises))
