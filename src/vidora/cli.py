@@ -280,7 +280,7 @@ def eval_model(
         "--conditioning",
         min=0,
         metavar="N",
-        help="Also run the image-to-video and 8 s extension checks on N clips.",
+        help="Also run the image-to-video and 8 s extension checks on N clips (first seed's).",
     ),
 ) -> None:
     """Score a model with the judge on Shapes World splits: metrics.json and contact sheets."""
@@ -306,8 +306,9 @@ def eval_model(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     if conditioning:
-        metrics["image_to_video"] = image_to_video_check(pipeline, n=conditioning)
-        metrics["extension_8s"] = extension_check(pipeline, n=conditioning)
+        first_seed = seed_list[0]  # evaluate() has checked there is one
+        metrics["image_to_video"] = image_to_video_check(pipeline, conditioning, first_seed)
+        metrics["extension_8s"] = extension_check(pipeline, conditioning, first_seed)
         (Path(output) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     from rich.console import Console
 

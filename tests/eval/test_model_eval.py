@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
+import vidora.eval.model
 from vidora.cli import app
 from vidora.eval.model import psnr
 from vidora.pipelines import TextToVideoPipeline
@@ -41,6 +43,29 @@ def test_eval_command_scores_a_release(tmp_path: Path) -> None:
     assert set(metrics["image_to_video"]) >= {"first_frame_psnr_db", "motion_adherence"}
     assert metrics["extension_8s"]["n"] == 2
     assert (out / "samples_eval-seen.png").is_file()
+
+
+def test_conditioning_checks_run_on_the_first_seeds_clips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--seeds 1 --conditioning N` must not quietly re-measure seed 0's clips."""
+    calls = []
+
+    def recorder(name: str):
+        def check(pipeline: TextToVideoPipeline, n: int = 50, seed: int = 0) -> dict:
+            calls.append((name, n, seed))
+            return {"n": n}
+
+        return check
+
+    monkeypatch.setattr(vidora.eval.model, "image_to_video_check", recorder("i2v"))
+    monkeypatch.setattr(vidora.eval.model, "extension_check", recorder("extension"))
+    release = TextToVideoPipeline.tiny_random().save_pretrained(tmp_path / "tiny.safetensors")
+    args = ["eval", "--checkpoint", str(release), "--split", "eval-seen", "-n", "1"]
+    args += ["--seeds", "2,0", "--conditioning", "3", "-o", str(tmp_path / "eval")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert calls == [("i2v", 3, 2), ("extension", 3, 2)]
 
 
 def test_eval_command_rejects_bad_seeds(tmp_path: Path) -> None:
