@@ -402,8 +402,9 @@ def build_studio(services: Services) -> gr.Blocks:
             out = view(caller, chosen, old_lib, old_shown)
             # A tick that started before a click (generate, pick, remix) finished carries the
             # old selection; writing it back would undo the click's, and every later tick would
-            # then show the old video. The selection is the clicks' alone: a tick only refreshes.
-            out.pop(selected)
+            # then show the old video. The selection is the clicks' alone: the tick's outputs
+            # leave it out, and so must what it returns.
+            del out[selected]
             return out
 
         @_guarded(sign_in_msg)
@@ -469,7 +470,8 @@ def build_studio(services: Services) -> gr.Blocks:
             confirm_row,
             shown_sig,
         ]
-        view_parts = [status, selected, library, library_info, lib_sig, *player_parts]
+        refreshed = [library, library_info, lib_sig, *player_parts]  # what a timer tick redraws
+        view_parts = [status, selected, *refreshed]
         private: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
         states = [lib_sig, shown_sig]
 
@@ -482,7 +484,7 @@ def build_studio(services: Services) -> gr.Blocks:
         delete_btn.click(lambda: gr.Row(visible=True), None, confirm_row, **private)
         cancel_btn.click(lambda: gr.Row(visible=False), None, confirm_row, **private)
         confirm_btn.click(on_delete, [key_state, selected, *states], view_parts, **private)
-        timer.tick(on_tick, [key_state, selected, *states], [*view_parts, timer], **private)
+        timer.tick(on_tick, [key_state, selected, *states], [status, *refreshed, timer], **private)
         sign_in_parts = [key_state, key_box, sign_in_msg, sign_in_box, main, who, sign_out_btn]
         sign_in_parts.append(timer)
         sign_in_btn.click(on_sign_in, key_box, [*sign_in_parts, *view_parts], **private)
