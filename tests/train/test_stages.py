@@ -161,3 +161,36 @@ def test_decoder_fine_tune_needs_a_vae_to_start_from(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="set init_from"):
         vae_stage.main(cfg)
+
+
+def test_an_anchored_vae_trains_whole_but_keeps_its_latents_near_the_start(
+    vae_run: Path, tmp_path: Path
+) -> None:
+    start = vae_stage.load_vae(vae_run / "vae.safetensors")
+
+    def train(anchor_weight: float) -> torch.nn.Module:
+        overrides = [
+            f"run_dir={tmp_path / str(anchor_weight)}",
+            f"init_from={vae_run / 'vae.safetensors'}",
+        ]
+        overrides += ["steps=16", "crop=16", "batch_size=2", "lr=0.01", "warmup=1", *FAST_DATA]
+        cfg = load_config(VAETrainConfig, None, [*overrides, f"anchor_weight={anchor_weight}"])
+        return vae_stage.load_vae(vae_stage.main(cfg))
+
+    free, anchored = train(0.0), train(100.0)
+    video = torch.rand(2, 3, 5, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def drift(vae: torch.nn.Module) -> float:
+        with torch.no_grad():
+            return (vae.encode(video)[0] - start.encode(video)[0]).square().mean().item()
+
+    assert drift(anchored) < 0.5 * drift(free)
+    assert anchored.cfg == start.cfg  # near the start's latents: its statistics stand
+    assert free.cfg != start.cfg  # a free run measures its own
+    assert not torch.equal(anchored.encoder.conv_in.conv.weight, start.encoder.conv_in.conv.weight)
+
+
+def test_an_anchor_needs_a_vae_to_start_from(tmp_path: Path) -> None:
+    cfg = load_config(VAETrainConfig, None, [f"run_dir={tmp_path}", "anchor_weight=1", *FAST_DATA])
+    with pytest.raises(ValueError, match="set init_from"):
+        vae_stage.main(cfg)

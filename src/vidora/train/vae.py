@@ -60,12 +60,13 @@ def random_crop(video: torch.Tensor, side: int, generator: torch.Generator) -> t
 
 
 def vae_loss(
-    vae: VideoVAE, video: torch.Tensor, cfg: VAETrainConfig
+    vae: VideoVAE, video: torch.Tensor, cfg: VAETrainConfig, anchor: VideoVAE | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Foreground-weighted reconstruction of a sampled latent, plus KL to N(0, 1) per element.
 
     With `train_part='decoder'` the encoder is frozen and its mean is decoded: the KL is then a
-    constant, reported but not trained.
+    constant, reported but not trained. With an `anchor` (the frozen starting VAE), the squared
+    distance of the mean from the anchor's mean (`drift`) is added with `cfg.anchor_weight`.
     """
     module = vae.module if isinstance(vae, DistributedDataParallel) else vae
     mean, logvar = module.encode(video)  # (B, z, F, h, w) each; no graph when the encoder is frozen
@@ -80,15 +81,16 @@ def vae_loss(
     mse = ((recon - video).square() * weight).mean()
     kl = 0.5 * (mean.float().square() + logvar.float().exp() - 1 - logvar.float()).mean()
     loss = cfg.l1_weight * l1 + cfg.mse_weight * mse + cfg.kl_weight * kl
+    stats = {"l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+    if anchor is not None:
+        with torch.no_grad():
+            anchor_mean, _ = anchor.encode(video)  # (B, z, F, h, w)
+        drift = (mean.float() - anchor_mean.float()).square().mean()
+        loss = loss + cfg.anchor_weight * drift
+        stats["drift"] = drift.item()
     plain_mse = (recon - video).square().mean().detach()
     psnr = 10 * torch.log10(4.0 / plain_mse.clamp(min=1e-10))  # peak-to-peak 2 in [-1, 1]
-    return loss, {
-        "loss": loss.item(),
-        "l1": l1.item(),
-        "mse": mse.item(),
-        "kl": kl.item(),
-        "psnr": psnr.item(),
-    }
+    return loss, {"loss": loss.item(), **stats, "psnr": psnr.item()}
 
 
 @torch.no_grad()
@@ -117,6 +119,8 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         raise ValueError(f"train_part must be 'all' or 'decoder', not {cfg.train_part!r}")
     if cfg.train_part == "decoder" and not cfg.init_from:
         raise ValueError("train_part=decoder fine-tunes a trained VAE: set init_from as well")
+    if cfg.anchor_weight and not cfg.init_from:
+        raise ValueError("anchor_weight keeps the latents near a trained VAE's: set init_from")
     model_cfg: VAEConfig = VAE_PRESETS[cfg.preset]()
     if cfg.init_from:  # its architecture, and (kept when only the decoder trains) latent stats
         model_cfg = initial_vae_config(cfg.init_from)
@@ -133,6 +137,10 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         step = meta["step"]
     elif cfg.init_from:
         vae.load_state_dict(release_weights(cfg.init_from, "vae"))
+    anchor = None
+    if cfg.anchor_weight:  # the starting VAE, frozen (on resume too: the run's first latents)
+        anchor = VideoVAE(model_cfg).to(dist.device).requires_grad_(False)
+        anchor.load_state_dict(release_weights(cfg.init_from, "vae"))
     model = DistributedDataParallel(vae) if dist.world_size > 1 else vae  # syncs trained params
     # A resumed run skips the batches it has trained on: it sees what it would have seen.
     stream = batches(cfg.data, cfg.batch_size, dist.rank, dist.world_size, skip=step)
@@ -145,7 +153,7 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
         with autocast(cfg.autocast, dist.device):
-            loss, stats = vae_loss(model, video.to(dist.device), cfg)
+            loss, stats = vae_loss(model, video.to(dist.device), cfg, anchor)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(trained.parameters(), cfg.grad_clip)
@@ -177,8 +185,8 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
     out = run_dir / "vae.safetensors"
     if dist.is_main:
         vae.eval()
-        if cfg.train_part == "decoder":  # same encoder, same latents: the DiT's statistics stand
-            final_cfg = model_cfg
+        if cfg.train_part == "decoder" or cfg.anchor_weight:  # the start's latents, or near them:
+            final_cfg = model_cfg  # the statistics a DiT was trained with stand
         else:
             shift, scale = measure_latent_stats(vae, cfg)
             final_cfg = replace(model_cfg, latent_shift=shift, latent_scale=scale)
