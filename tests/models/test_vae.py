@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -85,3 +87,20 @@ def test_spatial_factor_of_each_preset(preset: str, factor: int) -> None:
         mean, _ = vae.encode(torch.zeros(1, 3, 5, 64, 96))
         assert mean.shape[-2:] == (64 // factor, 96 // factor)
         assert vae.decode(mean).shape == (1, 3, 5, 64, 96)
+
+
+def test_a_refine_head_starts_as_the_identity_and_keeps_the_decoder_causal(vae: VideoVAE) -> None:
+    refined = VideoVAE(replace(vae.cfg, refine_width=8)).eval()
+    missing, unexpected = refined.load_state_dict(vae.state_dict(), strict=False)
+    assert not unexpected and all(name.startswith("decoder.refine.") for name in missing)
+    z = torch.randn(1, vae.cfg.latent_channels, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(refined.decode(z), vae.decode(z))  # a new head changes nothing
+        torch.nn.init.normal_(refined.decoder.refine.conv_out.conv.weight, std=0.1)
+        y = refined.decode(z)
+        assert y.shape == (1, 3, 9, 64, 64) and not torch.allclose(y, vae.decode(z))
+        z2 = z.clone()
+        z2[:, :, 2] += 1.0  # latent frame 2 decodes to frames 5..8, through the head too
+        y2 = refined.decode(z2)
+    torch.testing.assert_close(y[:, :, :5], y2[:, :, :5])
+    assert not torch.allclose(y[:, :, 5:], y2[:, :, 5:])

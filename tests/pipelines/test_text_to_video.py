@@ -3,12 +3,14 @@ save/load, durations by extension, conditioning, progress and bad input."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from vidora.models.vae import VideoVAE
 from vidora.pipelines import TextToVideoPipeline
 
 PROMPT = "a red circle moving left on a black background"
@@ -151,3 +153,13 @@ def test_a_checkpoint_that_is_not_a_release_is_refused(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "x.safetensors", {"w": torch.zeros(1)}, {"something": 1})
     with pytest.raises(ValueError, match="not a model release"):
         TextToVideoPipeline.from_pretrained(path)
+
+
+def test_a_release_keeps_the_vae_refine_head(tmp_path: Path) -> None:
+    tiny = TextToVideoPipeline.tiny_random()
+    vae = VideoVAE(replace(tiny.vae.cfg, refine_width=4))
+    torch.nn.init.normal_(vae.decoder.refine.conv_out.conv.weight, std=0.1)  # not the identity
+    pipe = TextToVideoPipeline(vae, tiny.dit, tiny.text_encoder, tiny.defaults)
+    loaded = TextToVideoPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "r.safetensors"))
+    assert loaded.vae.cfg.refine_width == 4
+    assert np.array_equal(loaded(PROMPT, seed=9).videos[0], pipe(PROMPT, seed=9).videos[0])

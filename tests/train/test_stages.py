@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -193,4 +194,27 @@ def test_an_anchored_vae_trains_whole_but_keeps_its_latents_near_the_start(
 def test_an_anchor_needs_a_vae_to_start_from(tmp_path: Path) -> None:
     cfg = load_config(VAETrainConfig, None, [f"run_dir={tmp_path}", "anchor_weight=1", *FAST_DATA])
     with pytest.raises(ValueError, match="set init_from"):
+        vae_stage.main(cfg)
+
+
+def test_a_decoder_fine_tune_can_add_a_refine_head(vae_run: Path, tmp_path: Path) -> None:
+    start = vae_stage.load_vae(vae_run / "vae.safetensors")
+    assert start.cfg.refine_width == 0
+    overrides = [f"init_from={vae_run / 'vae.safetensors'}", "train_part=decoder", "refine_width=8"]
+    overrides += ["steps=3", "batch_size=2", "lr=0.01", "warmup=1", *FAST_DATA]
+    cfg = load_config(VAETrainConfig, None, [f"run_dir={tmp_path / 'refined'}", *overrides])
+    tuned = vae_stage.load_vae(vae_stage.main(cfg))
+    assert tuned.cfg == replace(start.cfg, refine_width=8)  # latent statistics carried over
+    after = tuned.state_dict()
+    assert any(name.startswith("decoder.refine.") for name in after)
+    for name, weight in start.state_dict().items():
+        assert torch.equal(weight, after[name]) == name.startswith("encoder."), name
+
+    cfg = load_config(
+        VAETrainConfig,
+        None,
+        [f"run_dir={tmp_path / 'back'}", f"init_from={tmp_path / 'refined' / 'vae.safetensors'}"]
+        + ["refine_width=0", "steps=0", *FAST_DATA],
+    )
+    with pytest.raises(ValueError, match="does not fit this architecture"):
         vae_stage.main(cfg)

@@ -43,6 +43,11 @@ class VAEConfig:
     """Widths of the encoder's two stages (the second after the last time downsampling)."""
     decoder_channels: tuple[int, int] = (64, 96)
     """Widths of the decoder's two stages: wider than the encoder's, it draws the edges."""
+    refine_width: int = 0
+    """Width of a full-resolution stage at the decoder's end (0: none). The rest of the decoder
+    works at 1/4 resolution and unfolds each latent pixel into a 4x4 block with one linear map,
+    which rounds off edges that fall inside a block; per-frame convolutions at full resolution
+    draw them sharply (triangles stop reading as discs)."""
     latent_shift: float = 0.0
     """Subtracted from latents before the DiT sees them (measured after VAE training)."""
     latent_scale: float = 1.0
@@ -97,13 +102,43 @@ class Decoder(nn.Module):
         self.block4 = ResBlock3d(c0)
         self.norm_out = ChannelRMSNorm(c0)
         self.conv_out = CausalConv3d(c0, 3 * cfg.patch_size**2)
+        self.refine = RefineHead(c0, cfg.patch_size, cfg.refine_width) if cfg.refine_width else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.block1(self.block0(self.conv_in(z)))  # (B, c1, F, H/f, W/f)
         x = self.block2(self.up_both(x))  # (B, c0, 1 + 2(F-1), H/4, W/4)
         x = self.block4(self.block3(self.up_time(x)))  # (B, c0, 1 + 4(F-1), H/4, W/4)
-        x = self.conv_out(F.silu(self.norm_out(x)))  # (B, 48, T, H/4, W/4)
-        return unpatchify_space(x, self.patch)  # (B, 3, T, H, W)
+        features = F.silu(self.norm_out(x))  # (B, c0, T, H/4, W/4)
+        frames = unpatchify_space(self.conv_out(features), self.patch)  # (B, 3, T, H, W)
+        if self.refine is not None:
+            frames = self.refine(features, frames)  # (B, 3, T, H, W)
+        return frames
+
+
+class RefineHead(nn.Module):
+    """Full-resolution correction of the unfolded frames, from the decoder's last features.
+
+    Its output convolution starts at zero, so the head begins as the identity: added to a
+    trained decoder, it changes nothing until it has learned something.
+    """
+
+    def __init__(self, channels: int, patch: int, width: int, features: int = 16):
+        super().__init__()
+        self.patch = patch
+        self.unfold = CausalConv3d(channels, features * patch**2, (1, 3))
+        self.conv_in = CausalConv3d(features + 3, width, (1, 3))
+        self.norms = nn.ModuleList([ChannelRMSNorm(width) for _ in range(2)])
+        self.convs = nn.ModuleList([CausalConv3d(width, width, (1, 3)) for _ in range(2)])
+        self.conv_out = CausalConv3d(width, 3, (1, 3))
+        nn.init.zeros_(self.conv_out.conv.weight)
+        nn.init.zeros_(self.conv_out.conv.bias)
+
+    def forward(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        detail = unpatchify_space(self.unfold(features), self.patch)  # (B, 16, T, H, W)
+        x = self.conv_in(torch.cat([detail, frames], dim=1))  # (B, width, T, H, W)
+        for norm, conv in zip(self.norms, self.convs, strict=True):
+            x = x + conv(F.silu(norm(x)))  # per-frame 3x3 convolutions at full resolution
+        return frames + self.conv_out(F.silu(x))  # (B, 3, T, H, W)
 
 
 class VideoVAE(nn.Module):

@@ -41,6 +41,10 @@ class VAETrainConfig:
     init_from: str = ""
     """A model release (e.g. the built-in one) or a vae.safetensors whose VAE starts a fresh run;
     '' for random."""
+    refine_width: int | None = None
+    """The decoder's full-resolution stage (`VAEConfig.refine_width`): None keeps the preset's or
+    `init_from`'s; a width adds one to a start that lacks it (it begins as the identity, so
+    `train_part=decoder` can add it to a VAE a DiT was trained on)."""
     train_part: str = "all"
     """'all', or 'decoder': fine-tune the decoder alone on the frozen encoder's mean latents, so
     a DiT already trained on this VAE's latents stays valid (needs `init_from`)."""

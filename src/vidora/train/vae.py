@@ -124,6 +124,8 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
     model_cfg: VAEConfig = VAE_PRESETS[cfg.preset]()
     if cfg.init_from:  # its architecture, and (kept when only the decoder trains) latent stats
         model_cfg = initial_vae_config(cfg.init_from)
+    if cfg.refine_width is not None:
+        model_cfg = replace(model_cfg, refine_width=cfg.refine_width)
     vae = VideoVAE(model_cfg).to(dist.device)
     trained = vae.decoder if cfg.train_part == "decoder" else vae
     vae.encoder.requires_grad_(cfg.train_part == "all")
@@ -136,11 +138,11 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         _, meta, _ = load_training_state(last, model=vae, optimizer=optimizer)
         step = meta["step"]
     elif cfg.init_from:
-        vae.load_state_dict(release_weights(cfg.init_from, "vae"))
+        load_starting_weights(vae, cfg.init_from)
     anchor = None
     if cfg.anchor_weight:  # the starting VAE, frozen (on resume too: the run's first latents)
         anchor = VideoVAE(model_cfg).to(dist.device).requires_grad_(False)
-        anchor.load_state_dict(release_weights(cfg.init_from, "vae"))
+        load_starting_weights(anchor, cfg.init_from)
     model = DistributedDataParallel(vae) if dist.world_size > 1 else vae  # syncs trained params
     # A resumed run skips the batches it has trained on: it sees what it would have seen.
     stream = batches(cfg.data, cfg.batch_size, dist.rank, dist.world_size, skip=step)
@@ -195,6 +197,17 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         )
     cleanup_distributed()
     return out
+
+
+def load_starting_weights(vae: VideoVAE, path: str | Path) -> None:
+    """The VAE of a release or `vae.safetensors` into `vae`; a refine head it lacks stays new."""
+    missing, unexpected = vae.load_state_dict(release_weights(path, "vae"), strict=False)
+    missing = [name for name in missing if not name.startswith("decoder.refine.")]
+    if missing or unexpected:
+        raise ValueError(
+            f"the VAE in {path} does not fit this architecture "
+            f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
+        )
 
 
 def initial_vae_config(path: str | Path) -> VAEConfig:
