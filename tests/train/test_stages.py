@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from vidora.cli import app
+from vidora.models.vae import VideoVAE
 from vidora.pipelines import TextToVideoPipeline
 from vidora.train import dit as dit_stage
 from vidora.train import vae as vae_stage
@@ -156,10 +157,11 @@ def test_decoder_fine_tune_keeps_the_encoder_and_its_latent_statistics(
         assert same == name.startswith("encoder."), name
 
 
-def test_decoder_fine_tune_needs_a_vae_to_start_from(tmp_path: Path) -> None:
-    cfg = load_config(
-        VAETrainConfig, None, [f"run_dir={tmp_path}", "train_part=decoder", *FAST_DATA]
-    )
+@pytest.mark.parametrize("option", ["train_part=decoder", "anchor_weight=1"])
+def test_options_that_keep_a_dits_latents_need_a_vae_to_start_from(
+    option: str, tmp_path: Path
+) -> None:
+    cfg = load_config(VAETrainConfig, None, [f"run_dir={tmp_path}", option, *FAST_DATA])
     with pytest.raises(ValueError, match="set init_from"):
         vae_stage.main(cfg)
 
@@ -169,7 +171,7 @@ def test_an_anchored_vae_trains_whole_but_keeps_its_latents_near_the_start(
 ) -> None:
     start = vae_stage.load_vae(vae_run / "vae.safetensors")
 
-    def train(anchor_weight: float) -> torch.nn.Module:
+    def train(anchor_weight: float) -> VideoVAE:
         overrides = [
             f"run_dir={tmp_path / str(anchor_weight)}",
             f"init_from={vae_run / 'vae.safetensors'}",
@@ -181,7 +183,7 @@ def test_an_anchored_vae_trains_whole_but_keeps_its_latents_near_the_start(
     free, anchored = train(0.0), train(100.0)
     video = torch.rand(2, 3, 5, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
-    def drift(vae: torch.nn.Module) -> float:
+    def drift(vae: VideoVAE) -> float:
         with torch.no_grad():
             return (vae.encode(video)[0] - start.encode(video)[0]).square().mean().item()
 
@@ -189,12 +191,6 @@ def test_an_anchored_vae_trains_whole_but_keeps_its_latents_near_the_start(
     assert anchored.cfg == start.cfg  # near the start's latents: its statistics stand
     assert free.cfg != start.cfg  # a free run measures its own
     assert not torch.equal(anchored.encoder.conv_in.conv.weight, start.encoder.conv_in.conv.weight)
-
-
-def test_an_anchor_needs_a_vae_to_start_from(tmp_path: Path) -> None:
-    cfg = load_config(VAETrainConfig, None, [f"run_dir={tmp_path}", "anchor_weight=1", *FAST_DATA])
-    with pytest.raises(ValueError, match="set init_from"):
-        vae_stage.main(cfg)
 
 
 def test_a_decoder_fine_tune_can_add_a_refine_head(vae_run: Path, tmp_path: Path) -> None:
