@@ -282,6 +282,14 @@ def eval_model(
         metavar="N",
         help="Also run the image-to-video and 8 s extension checks on N clips (first seed's).",
     ),
+    word_gaps: int = typer.Option(
+        0,
+        "--word-gaps",
+        min=0,
+        metavar="N",
+        help="Also measure on N one-object eval-seen clips how much the model's loss rises when "
+        "the prompt names a wrong colour, shape, size or motion.",
+    ),
 ) -> None:
     """Score a model with the judge on Shapes World splits: metrics.json and contact sheets."""
     import json
@@ -309,11 +317,17 @@ def eval_model(
         first_seed = seed_list[0]  # evaluate() has checked there is one
         metrics["image_to_video"] = image_to_video_check(pipeline, conditioning, first_seed)
         metrics["extension_8s"] = extension_check(pipeline, conditioning, first_seed)
+    if word_gaps:
+        from vidora.train.validation import WordGaps
+
+        gaps = WordGaps.build(word_gaps, pipeline.vae, pipeline.text_encoder)
+        metrics["word_gaps_percent"] = gaps.gaps(pipeline.dit)
+    if conditioning or word_gaps:
         (Path(output) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     from rich.console import Console
 
     Console().print(metrics_table(metrics))
-    for check in ("image_to_video", "extension_8s"):
+    for check in ("image_to_video", "extension_8s", "word_gaps_percent"):
         if check in metrics:
             typer.echo(f"{check}: {json.dumps(metrics[check])}")
     typer.echo(f"wrote {output}/metrics.json")

@@ -1,4 +1,5 @@
-"""`vidora eval` on a model release: metrics, sheets and the conditioning checks are written."""
+"""`vidora eval` on a model release: metrics, sheets, the conditioning checks and the word gaps
+are written."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def test_eval_command_scores_a_release(tmp_path: Path) -> None:
             str(out),
             "--conditioning",
             "2",
+            "--word-gaps",
+            "2",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -42,6 +45,7 @@ def test_eval_command_scores_a_release(tmp_path: Path) -> None:
     assert 0.0 <= seen["adherence"] <= 1.0
     assert set(metrics["image_to_video"]) >= {"first_frame_psnr_db", "motion_adherence"}
     assert metrics["extension_8s"]["n"] == 2
+    assert set(metrics["word_gaps_percent"]) == {"colour", "shape", "size", "motion"}
     assert (out / "samples_eval-seen.png").is_file()
 
 

@@ -1,4 +1,4 @@
-"""The DiT stage's held-out flow loss: fixed clips, noise and times, against closed forms."""
+"""The DiT stage's held-out measures: the flow loss and the word gaps, against closed forms."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from torch import nn
 
 from vidora.pipelines import TextToVideoPipeline
 from vidora.train.config import DataConfig
-from vidora.train.validation import TIMES, FlowValidation, validation_data
+from vidora.train.validation import (
+    ATTRIBUTES,
+    GAP_TIMES,
+    TIMES,
+    FlowValidation,
+    WordGaps,
+    validation_data,
+)
+from vidora.world.captions import parse_prompt
 
 SHAPES = DataConfig(sizes=("64x64", "96x64"), frames=(33,), frame_weights=(1.0,))
 
@@ -97,3 +105,47 @@ def test_held_out_clips_come_from_eval_seen_or_a_named_folder(
     data = validation_data(trained, str(held_out))
     validation = FlowValidation.build(data, 8, pipe.vae, pipe.text_encoder)
     assert validation.clips == 2  # the folder's two clips, each once
+
+
+class _HearsOneWord(nn.Module):
+    """Predicts half the exact velocity from a true prompt, and nothing from a prompt whose
+    `attribute` is wrong: a model that follows that word alone, with known losses."""
+
+    def __init__(self, gaps: WordGaps, attribute: str):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))
+        self.groups = {g.latents.shape[-2:]: g for g in gaps.groups}  # by latent (h, w)
+        self.attribute = attribute
+
+    def forward(self, x, t, text, text_mask):  # noqa: ANN001, ANN201 - the DiT's signature
+        g = self.groups[x.shape[-2:]]
+        exact = (g.latents - x) / (1 - t)[:, None, None, None, None]  # data - noise
+        if torch.equal(text, g.wrong_text[self.attribute][0]):
+            return torch.zeros_like(x)
+        return 0.5 * exact
+
+
+@pytest.fixture(scope="module")
+def word_gaps(pipe: TextToVideoPipeline) -> WordGaps:
+    return WordGaps.build(6, pipe.vae, pipe.text_encoder, sizes=("64x64", "96x64"))
+
+
+def test_word_gap_prompts_differ_in_one_attribute_alone(word_gaps: WordGaps) -> None:
+    assert [len(g.latents) for g in word_gaps.groups] == [3, 3]
+    assert all(len(g.noises) == len(GAP_TIMES) for g in word_gaps.groups)
+    for g in word_gaps.groups:
+        for i, caption in enumerate(g.captions):
+            (true,) = parse_prompt(caption).objects
+            assert true.size is not None  # the wording names all four attributes
+            for attribute in ATTRIBUTES:
+                (wrong,) = parse_prompt(g.wrong_captions[attribute][i]).objects
+                differs = {a for a in ATTRIBUTES if getattr(wrong, a) != getattr(true, a)}
+                assert differs == {attribute}, (caption, g.wrong_captions[attribute][i])
+
+
+def test_word_gaps_match_their_closed_forms(word_gaps: WordGaps) -> None:
+    deaf = word_gaps.gaps(_Still())  # the same prediction whatever the prompt says
+    assert deaf == dict.fromkeys(ATTRIBUTES, 0.0)
+    # Half the exact velocity leaves a quarter of the squared target; none leaves all of it.
+    heard = word_gaps.gaps(_HearsOneWord(word_gaps, "motion"))
+    assert heard == pytest.approx({"colour": 0.0, "shape": 0.0, "size": 0.0, "motion": 300.0})

@@ -121,8 +121,13 @@ class DiTTrainConfig:
     """Shift of the logit-normal timestep distribution toward noise (> 1: more noise)."""
     val_clips: int = 64
     """Held-out clips whose flow loss (fixed noise and times) is logged as `val_loss`; 0: off."""
+    word_gap_clips: int = 48
+    """Single-object held-out clips whose word gaps (`vidora.train.validation.WordGaps`: how
+    much the loss rises when the prompt names a wrong colour, shape, size or motion) are logged
+    with `val_loss` as `gap_colour`, ...; Shapes World runs only; 0: off."""
     val_every: int = 500
-    """Steps between measurements of `val_loss` (also measured at the first and last step)."""
+    """Steps between measurements of `val_loss` and the word gaps (also at the first and last
+    step)."""
     val_source: str = ""
     """Where held-out clips come from: '' for Shapes World's eval-seen split on a Shapes World
     run and none for a dataset folder, or the path of a dataset folder kept out of training."""

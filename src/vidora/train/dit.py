@@ -7,7 +7,8 @@ captions are rewritten with fresh wording every time a clip is drawn. Some capti
 (classifier-free guidance) and some clips have their first latent frames given clean (frame
 conditioning: image-to-video and extension). Every `val_every` steps the EMA weights' flow loss
 on held-out clips (fixed noise and times) is logged as `val_loss`: the curve that shows a long run
-still learning. Resumes from `run_dir/last.safetensors`.
+still learning; on Shapes World, with the word gaps that show it learning to follow each word of
+a prompt. Resumes from `run_dir/last.safetensors`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from vidora.train.distributed import cleanup_distributed, setup_distributed
 from vidora.train.ema import EMA
 from vidora.train.runtime import LossLog, autocast, learning_rate
 from vidora.train.vae import load_vae, release_weights
-from vidora.train.validation import FlowValidation, validation_data
+from vidora.train.validation import FlowValidation, WordGaps, validation_data
 
 Progress = Callable[[int, int, dict], None]
 
@@ -211,6 +212,10 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     val_data = validation_data(cfg.data, cfg.val_source)
     if dist.is_main and cfg.val_clips > 0 and val_data is not None:
         validation = FlowValidation.build(val_data, cfg.val_clips, vae, text_encoder)
+    word_gaps = None
+    if dist.is_main and cfg.word_gap_clips > 0 and cfg.data.source == "shapes":
+        word_gaps = WordGaps.build(cfg.word_gap_clips, vae, text_encoder, cfg.data.sizes)
+    measured = validation is not None or word_gaps is not None
 
     # 2. The model, its EMA and optimizer, resumed if a checkpoint is there.
     model_cfg: DiTConfig = replace(
@@ -232,11 +237,15 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         dit.load_state_dict(release_weights(cfg.init_from, "dit"))
         ema = EMA(dit, decay=cfg.ema_decay)  # the average starts from the loaded weights
     model = DistributedDataParallel(dit) if dist.world_size > 1 else dit
-    averaged = copy.deepcopy(dit) if validation is not None else None  # EMA weights, validated
+    averaged = copy.deepcopy(dit) if measured else None  # EMA weights, validated
 
     def validate() -> None:
         averaged.load_state_dict(ema.averaged_state_dict(dit))
-        stats = {"step": step, "val_loss": validation.loss(averaged)}
+        stats: dict = {"step": step}
+        if validation is not None:
+            stats["val_loss"] = validation.loss(averaged)
+        if word_gaps is not None:
+            stats.update({f"gap_{a}": gap for a, gap in word_gaps.gaps(averaged).items()})
         log.append(stats)
         if progress:
             progress(step, cfg.steps, stats)
@@ -247,7 +256,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
 
     # 3. The loop.
     started = time.time()
-    if validation is not None and step == 0 and cfg.steps > 0:
+    if measured and step == 0 and cfg.steps > 0:
         validate()  # where the run starts (a resumed run measured its steps before)
     while step < cfg.steps:
         latents, captions, size = draws.draw(cfg.batch_size)
@@ -279,7 +288,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             log.append(stats)
             if progress:
                 progress(step, cfg.steps, stats)
-        if validation is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+        if measured and (step % cfg.val_every == 0 or step == cfg.steps):
             validate()
         if dist.is_main and (step % cfg.save_every == 0 or step == cfg.steps):
             save_training_state(

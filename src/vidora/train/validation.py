@@ -1,15 +1,17 @@
-"""Held-out flow loss for the DiT stage: the same clips, noise and times at every check.
+"""Held-out measures for the DiT stage: the same clips, noise and times at every check.
 
 The training loss jumps from step to step with each batch's clips and timesteps, so a slow
-improvement hides in its noise. This loss is measured on clips the run never trains on, with
-noise and flow times fixed once, so its changes are the model's alone: it shows whether a long
-run is still learning long before a judge can tell two checkpoints apart.
+improvement hides in its noise. `FlowValidation` measures the loss on clips the run never trains
+on, with noise and flow times fixed once, so its changes are the model's alone: it shows whether
+a long run is still learning long before a judge can tell two checkpoints apart. `WordGaps`
+measures, the same way, whether it is learning to follow each word of a prompt.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,6 +20,8 @@ from vidora.models.text_encoder import TextEncoder
 from vidora.models.vae import VideoVAE
 from vidora.train.config import DataConfig
 from vidora.train.data import encode_clips, make_source, ordered_clips
+from vidora.world.scene import Scene
+from vidora.world.spec import COLOURS, MOTIONS, OBJECT_SIZES, SHAPES, SIZES
 
 TIMES = (0.2, 0.35, 0.5, 0.65, 0.8)
 """Flow times measured (0 noise, 1 data): the middle of the path, where the loss is informative;
@@ -109,3 +113,154 @@ def validation_data(data: DataConfig, val_source: str) -> DataConfig | None:
     if data.source == "shapes":
         return replace(data, split="eval-seen")
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# Word gaps: does the model listen to each word of the prompt?
+# ---------------------------------------------------------------------------------------
+
+GAP_TIMES = (0.15, 0.3, 0.5)
+"""Flow times of the word gaps: the first half of the path, where the prompt decides what is
+drawn and where; nearer the data the noisy video itself shows it."""
+
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "colour": tuple(COLOURS),
+    "shape": SHAPES,
+    "size": tuple(OBJECT_SIZES),
+    "motion": MOTIONS,
+}
+"""What a prompt says of its object, each with the values it can take."""
+
+_WORDING_TRIES = 64
+"""Caption seeds tried for one wording that names every attribute (size words are optional)."""
+
+
+@dataclass
+class _GapGroup:
+    """Single-object held-out clips of one size: their prompt as written, and as miswritten."""
+
+    latents: torch.Tensor  # (B, z, F, h, w)
+    noises: list[torch.Tensor]  # len(GAP_TIMES) x (B, z, F, h, w)
+    captions: list[str]
+    wrong_captions: dict[str, list[str]]  # attribute -> B captions, that attribute replaced
+    text: tuple[torch.Tensor, torch.Tensor]  # (B, L, text_dim), (B, L)
+    wrong_text: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+class WordGaps:
+    """How much a model's held-out flow loss rises when the prompt names one thing wrongly.
+
+    Each single-object clip's caption is written twice in the same words: as it is, and with the
+    object's colour, shape, size or motion replaced by another value. A model that follows a word
+    predicts the clip worse from the wrong prompt; one that ignores it does equally well. The
+    gap, in percent of the true prompt's loss, shows a model beginning to hear a word thousands
+    of steps before a judge can see it in its videos.
+    """
+
+    def __init__(self, groups: list[_GapGroup]):
+        if not groups:
+            raise ValueError("word gaps need at least one clip")
+        self.groups = groups
+
+    @property
+    def clips(self) -> int:
+        return sum(len(g.latents) for g in self.groups)
+
+    @classmethod
+    @torch.no_grad()
+    def build(
+        cls,
+        clips: int,
+        vae: VideoVAE,
+        text_encoder: TextEncoder,
+        sizes: tuple[str, ...] = SIZES,
+        seed: int = 0,
+    ) -> WordGaps:
+        """`clips` single-object clips of Shapes World's eval-seen split (never trained on),
+        spread over `sizes` as evenly as they divide, with their captions and fixed noise."""
+        from vidora.world.splits import clip_size, get_clip
+
+        rng = np.random.default_rng(seed)
+        generator = torch.Generator().manual_seed(seed)
+        wanted = {s: clips // len(sizes) + (i < clips % len(sizes)) for i, s in enumerate(sizes)}
+        chosen: dict[str, list] = {size: [] for size in sizes}
+        index = 0
+        while any(len(chosen[s]) < wanted[s] for s in sizes):
+            size = clip_size("eval-seen", index)
+            if size in chosen and len(chosen[size]) < wanted[size]:
+                clip = get_clip("eval-seen", index)
+                if len(clip.scene.objects) == 1:
+                    chosen[size].append(clip)
+            index += 1
+        groups = []
+        for size_clips in chosen.values():
+            if not size_clips:
+                continue
+            captions, wrong = [], {a: [] for a in ATTRIBUTES}
+            for clip in size_clips:
+                true, swapped = _caption_pair(clip.scene, rng)
+                captions.append(true)
+                for attribute, caption in swapped.items():
+                    wrong[attribute].append(caption)
+            latents = encode_clips(vae, [c.frames() for c in size_clips]).float().cpu()
+            groups.append(
+                _GapGroup(
+                    latents=latents,
+                    noises=[torch.randn(latents.shape, generator=generator) for _ in GAP_TIMES],
+                    captions=captions,
+                    wrong_captions=wrong,
+                    text=_encode(text_encoder, captions),
+                    wrong_text={a: _encode(text_encoder, c) for a, c in wrong.items()},
+                )
+            )
+        return cls(groups)
+
+    @torch.no_grad()
+    def gaps(self, model: nn.Module) -> dict[str, float]:
+        """Per attribute, the percent by which the wrong prompt's loss exceeds the true one's."""
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        true_total = 0.0
+        wrong_total = dict.fromkeys(ATTRIBUTES, 0.0)
+
+        def loss(g: _GapGroup, text: tuple[torch.Tensor, torch.Tensor], t: float, noise) -> float:
+            times = torch.full((len(g.latents),), t)
+            x_t = interpolate(g.latents, noise, times)
+            velocity = model(x_t.to(device), times.to(device), *(s.to(device) for s in text))
+            return len(g.latents) * flow_loss(velocity.float().cpu(), g.latents, noise).item()
+
+        for g in self.groups:
+            for t, noise in zip(GAP_TIMES, g.noises, strict=True):
+                true_total += loss(g, g.text, t, noise)
+                for attribute in ATTRIBUTES:
+                    wrong_total[attribute] += loss(g, g.wrong_text[attribute], t, noise)
+        model.train(was_training)
+        return {a: 100.0 * (wrong_total[a] / true_total - 1.0) for a in ATTRIBUTES}
+
+
+def _caption_pair(scene: Scene, rng: np.random.Generator) -> tuple[str, dict[str, str]]:
+    """A caption of a one-object scene, and per attribute the same words with that attribute
+    replaced by a random other value (a wording is drawn until it names all four)."""
+    from vidora.world.captions import write_caption
+
+    (obj,) = scene.objects
+    wrong_scenes = {}
+    for attribute, values in ATTRIBUTES.items():
+        other = str(rng.choice([v for v in values if v != getattr(obj, attribute)]))
+        wrong_scenes[attribute] = replace(scene, objects=(replace(obj, **{attribute: other}),))
+    for _ in range(_WORDING_TRIES):
+        words = int(rng.integers(2**31))
+        true = write_caption(scene, np.random.default_rng(words))
+        swapped = {
+            a: write_caption(wrong, np.random.default_rng(words))
+            for a, wrong in wrong_scenes.items()
+        }
+        if all(caption != true for caption in swapped.values()):
+            return true, swapped
+    raise RuntimeError(f"no wording of {true!r} names all of {', '.join(ATTRIBUTES)}")
+
+
+def _encode(text_encoder: TextEncoder, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    text, mask = text_encoder.encode(captions)
+    return text.cpu(), mask.cpu()
