@@ -224,7 +224,9 @@ class WordGaps:
         true_total = 0.0
         wrong_total = dict.fromkeys(ATTRIBUTES, 0.0)
 
-        def loss(g: _GapGroup, text: tuple[torch.Tensor, torch.Tensor], t: float, noise) -> float:
+        def loss(
+            g: _GapGroup, text: tuple[torch.Tensor, torch.Tensor], t: float, noise: torch.Tensor
+        ) -> float:
             times = torch.full((len(g.latents),), t)
             x_t = interpolate(g.latents, noise, times)
             velocity = model(x_t.to(device), times.to(device), *(s.to(device) for s in text))
