@@ -38,17 +38,23 @@ class _Group:
     noises: list[torch.Tensor]  # len(TIMES) x (B, z, F, h, w)
 
 
-class FlowValidation:
-    """The mean flow-matching loss of a model over fixed held-out clips, noise and times."""
+class _HeldOutClips:
+    """Held-out clips in groups of one size each (`groups[i].latents`: (B, z, F, h, w))."""
 
-    def __init__(self, groups: list[_Group]):
+    def __init__(self, groups: list):
         if not groups:
-            raise ValueError("a validation set needs at least one clip")
+            raise ValueError(f"{type(self).__name__} needs at least one clip")
         self.groups = groups
 
     @property
     def clips(self) -> int:
         return sum(len(g.latents) for g in self.groups)
+
+
+class FlowValidation(_HeldOutClips):
+    """The mean flow-matching loss of a model over fixed held-out clips, noise and times."""
+
+    groups: list[_Group]
 
     @classmethod
     @torch.no_grad()
@@ -147,7 +153,7 @@ class _GapGroup:
     wrong_text: dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
-class WordGaps:
+class WordGaps(_HeldOutClips):
     """How much a model's held-out flow loss rises when the prompt names one thing wrongly.
 
     Each single-object clip's caption is written twice in the same words: as it is, and with the
@@ -157,14 +163,7 @@ class WordGaps:
     of steps before a judge can see it in its videos.
     """
 
-    def __init__(self, groups: list[_GapGroup]):
-        if not groups:
-            raise ValueError("word gaps need at least one clip")
-        self.groups = groups
-
-    @property
-    def clips(self) -> int:
-        return sum(len(g.latents) for g in self.groups)
+    groups: list[_GapGroup]
 
     @classmethod
     @torch.no_grad()
