@@ -9,6 +9,8 @@ measures, the same way, whether it is learning to follow each word of a prompt.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -89,22 +91,40 @@ class FlowValidation(_HeldOutClips):
     @torch.no_grad()
     def loss(self, model: nn.Module) -> float:
         """The clip-weighted mean loss over every group and time, the model in eval mode."""
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         total, count = 0.0, 0
-        for g in self.groups:
-            b = len(g.latents)
-            for t, noise in zip(TIMES, g.noises, strict=True):
-                times = torch.full((b,), t)
-                x_t = interpolate(g.latents, noise, times)
-                velocity = model(
-                    x_t.to(device), times.to(device), g.text.to(device), g.text_mask.to(device)
-                )
-                total += b * flow_loss(velocity.float().cpu(), g.latents, noise).item()
-                count += b
-        model.train(was_training)
+        with _eval_mode(model):
+            for g in self.groups:
+                for t, noise in zip(TIMES, g.noises, strict=True):
+                    total += _summed_loss(model, g.latents, noise, t, (g.text, g.text_mask))
+                    count += len(g.latents)
         return total / count
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _summed_loss(
+    model: nn.Module,
+    latents: torch.Tensor,
+    noise: torch.Tensor,
+    t: float,
+    text: tuple[torch.Tensor, torch.Tensor],
+) -> float:
+    """The flow loss at time `t` of clips of one size (B, z, F, h, w) with their prompt states
+    (B, L, text_dim) and mask (B, L), summed over the clips (mean per clip, times B)."""
+    device = next(model.parameters()).device
+    times = torch.full((len(latents),), t)
+    x_t = interpolate(latents, noise, times)
+    velocity = model(x_t.to(device), times.to(device), *(s.to(device) for s in text))
+    return len(latents) * flow_loss(velocity.float().cpu(), latents, noise).item()
 
 
 def validation_data(data: DataConfig, val_source: str) -> DataConfig | None:
@@ -217,26 +237,14 @@ class WordGaps(_HeldOutClips):
     @torch.no_grad()
     def gaps(self, model: nn.Module) -> dict[str, float]:
         """Per attribute, the percent by which the wrong prompt's loss exceeds the true one's."""
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         true_total = 0.0
         wrong_total = dict.fromkeys(ATTRIBUTES, 0.0)
-
-        def loss(
-            g: _GapGroup, text: tuple[torch.Tensor, torch.Tensor], t: float, noise: torch.Tensor
-        ) -> float:
-            times = torch.full((len(g.latents),), t)
-            x_t = interpolate(g.latents, noise, times)
-            velocity = model(x_t.to(device), times.to(device), *(s.to(device) for s in text))
-            return len(g.latents) * flow_loss(velocity.float().cpu(), g.latents, noise).item()
-
-        for g in self.groups:
-            for t, noise in zip(GAP_TIMES, g.noises, strict=True):
-                true_total += loss(g, g.text, t, noise)
-                for attribute in ATTRIBUTES:
-                    wrong_total[attribute] += loss(g, g.wrong_text[attribute], t, noise)
-        model.train(was_training)
+        with _eval_mode(model):
+            for g in self.groups:
+                for t, noise in zip(GAP_TIMES, g.noises, strict=True):
+                    true_total += _summed_loss(model, g.latents, noise, t, g.text)
+                    for a in ATTRIBUTES:
+                        wrong_total[a] += _summed_loss(model, g.latents, noise, t, g.wrong_text[a])
         return {a: 100.0 * (wrong_total[a] / true_total - 1.0) for a in ATTRIBUTES}
 
 
