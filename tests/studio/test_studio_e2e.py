@@ -9,6 +9,7 @@ it also queues a few more prompts and writes the screenshot there (the README's 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from harness import TINY_ENGINE, Deployment
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from vidora.weights import BUILTIN_MODEL
 
@@ -174,9 +176,7 @@ def test_sign_in_generate_play_remix_and_find_both_in_the_library(
         if readme_shot:
             fill_library_for_the_readme(page)
         shot = tmp_path / "studio.png"
-        for close in page.locator(".toast-close").all():  # the messages tested above
-            close.click()
-        page.wait_for_function("!document.querySelector('.toast-item')")
+        dismiss_messages(page)  # the ones tested above
         page.mouse.move(0, 0)
         page.screenshot(path=str(shot), full_page=True)
         with capsys.disabled():
@@ -187,6 +187,18 @@ def test_sign_in_generate_play_remix_and_find_both_in_the_library(
     finally:
         deployment.close()
         print(deployment.logs())  # shown by pytest when the test failed
+
+
+def dismiss_messages(page: Page) -> None:
+    """Close every toast. One may time out and leave, or slide while the one above it goes,
+    under the click: a click that cannot land is retried against whatever toast is left."""
+    toasts = page.locator(".toast-close")
+    for _ in range(20):
+        if toasts.count() == 0:
+            break
+        with contextlib.suppress(PlaywrightTimeout):  # it moved or left by itself: look again
+            toasts.first.click(timeout=2_000)
+    page.wait_for_function("!document.querySelector('.toast-item')")
 
 
 def save_for_readme(shot: Path, target: Path) -> None:
