@@ -137,6 +137,16 @@ def test_a_run_can_start_from_a_release(tmp_path: Path) -> None:
         assert torch.equal(vae.state_dict()[name], weight), name
 
 
+def test_a_releases_vae_loads_as_the_vae_a_dit_trains_on(tmp_path: Path) -> None:
+    pipe = TextToVideoPipeline.tiny_random()
+    path = pipe.save_pretrained(tmp_path / "release.safetensors")
+    vae = vae_stage.load_vae(path)
+    assert vae.cfg == pipe.vae.cfg
+    for name, weight in pipe.vae.state_dict().items():
+        assert torch.equal(vae.state_dict()[name], weight.float()), name
+    assert not any(p.requires_grad for p in vae.parameters())
+
+
 def test_decoder_fine_tune_keeps_the_encoder_and_its_latent_statistics(
     vae_run: Path, tmp_path: Path
 ) -> None:

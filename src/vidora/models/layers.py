@@ -228,7 +228,11 @@ class Attention(nn.Module):
         k, v = (
             self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         )  # (B, heads, L, hd)
-        q, k = self.q_norm(q), self.k_norm(k)
+        # Under bf16 autocast q and k arrive in bf16 beside float32 norm weights, which
+        # PyTorch's fused RMSNorm refuses (it warns and falls back): norm in the weights' dtype.
+        norm_dtype = self.q_norm.weight.dtype
+        q = self.q_norm(q.to(norm_dtype)).to(v.dtype)  # (B, heads, N, hd)
+        k = self.k_norm(k.to(norm_dtype)).to(v.dtype)  # (B, heads, L, hd)
         if rope is not None:
             q, k = Rope3d.apply(q, rope), Rope3d.apply(k, rope)
         mask = None if context_mask is None else context_mask[:, None, None, :]  # (B, 1, 1, L)

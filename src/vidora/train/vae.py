@@ -239,10 +239,8 @@ def release_weights(path: str | Path, part: str) -> dict[str, torch.Tensor]:
 
 
 def load_vae(path: str | Path, device: str | torch.device = "cpu") -> VideoVAE:
-    """A trained VAE from `vae.safetensors` (weights and config in one file)."""
-    from vidora.train.checkpoint import load_checkpoint
-
-    tensors, config, _ = load_checkpoint(path, device=device)
-    vae = VideoVAE(VAEConfig.from_dict(config))
-    vae.load_state_dict(tensors)
+    """A trained VAE from `vae.safetensors` or from a model release (e.g. the built-in one), so
+    a DiT can be trained on a released VAE's latents without extracting it first."""
+    vae = VideoVAE(initial_vae_config(path))
+    vae.load_state_dict(release_weights(path, "vae"))
     return vae.to(device).eval().requires_grad_(False)
