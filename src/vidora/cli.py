@@ -368,6 +368,9 @@ def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:
 
         out = run(cfg, progress=show)
     typer.echo(f"wrote {out}")
+    model = out.parent / "model.safetensors"
+    if stage == "vae" and model.is_file():  # a latent-keeping run from a release
+        typer.echo(f"wrote {model} (the starting release with this VAE: generate or eval it)")
 
 
 _CONFIG = typer.Option(None, "--config", metavar="FILE.yaml", help="YAML file of config overrides.")

@@ -209,6 +209,38 @@ def test_an_anchored_vae_trains_whole_but_keeps_its_latents_near_the_start(
     assert not torch.equal(anchored.encoder.conv_in.conv.weight, start.encoder.conv_in.conv.weight)
 
 
+def test_an_anchored_run_from_a_release_writes_the_release_with_its_new_vae(
+    tmp_path: Path,
+) -> None:
+    start = TextToVideoPipeline.tiny_random()
+    path = start.save_pretrained(tmp_path / "release.safetensors")
+    overrides = [f"run_dir={tmp_path / 'run'}", f"init_from={path}", "anchor_weight=1"]
+    overrides += ["steps=3", "crop=16", "batch_size=2", "lr=0.01", "warmup=1", *FAST_DATA]
+    result = CliRunner().invoke(app, ["train", "vae", *overrides])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {tmp_path / 'run' / 'model.safetensors'}" in " ".join(result.output.split())
+    trained = vae_stage.load_vae(tmp_path / "run" / "vae.safetensors")
+
+    model = TextToVideoPipeline.from_pretrained(tmp_path / "run" / "model.safetensors")
+    for name, weight in trained.state_dict().items():  # the run's VAE...
+        assert torch.equal(model.vae.state_dict()[name], weight), name
+    encoder_in = model.vae.encoder.conv_in.conv.weight
+    assert not torch.equal(encoder_in, start.vae.encoder.conv_in.conv.weight)  # it trained
+    for name, weight in start.dit.state_dict().items():  # ...beside the release's DiT
+        assert torch.equal(model.dit.state_dict()[name], weight), name
+    assert model.defaults == start.defaults
+    video = model(["a red circle"], size="64x64", seed=0).videos[0]  # it generates as it is
+    assert video.shape[1:] == (64, 64, 3)
+
+
+def test_a_free_run_from_a_release_writes_no_model(tmp_path: Path) -> None:
+    path = TextToVideoPipeline.tiny_random().save_pretrained(tmp_path / "release.safetensors")
+    overrides = [f"run_dir={tmp_path / 'run'}", f"init_from={path}", "steps=1", "batch_size=2"]
+    vae_stage.main(load_config(VAETrainConfig, None, [*overrides, "crop=16", *FAST_DATA]))
+    assert (tmp_path / "run" / "vae.safetensors").is_file()
+    assert not (tmp_path / "run" / "model.safetensors").exists()  # its latents are its own
+
+
 def test_a_decoder_fine_tune_can_add_a_refine_head(vae_run: Path, tmp_path: Path) -> None:
     start = vae_stage.load_vae(vae_run / "vae.safetensors")
     assert start.cfg.refine_width == 0

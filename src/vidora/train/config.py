@@ -61,7 +61,8 @@ class VAETrainConfig:
     anchor_weight: float = 0.0
     """Weight of an MSE between the encoder's mean and the starting VAE's (needs `init_from`):
     the whole VAE trains but its latent space stays near the start's, so a DiT trained on those
-    latents stays nearly valid and adapts to the new ones in a short fine-tune."""
+    latents stays valid (or adapts to the new ones in a short fine-tune). Started from a release,
+    the run also writes `model.safetensors`: the release with this VAE."""
     kl_weight: float = 1e-6
     """Weight of the KL term: small, so the latent keeps detail but stays bounded."""
     l1_weight: float = 1.0

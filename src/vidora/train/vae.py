@@ -195,8 +195,35 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         save_checkpoint(
             out, vae.state_dict(), final_cfg.to_dict(), {"step": step, "train": config_to_dict(cfg)}
         )
+        if (cfg.train_part == "decoder" or cfg.anchor_weight) and is_model_release(cfg.init_from):
+            release_with_vae(cfg.init_from, vae, run_dir / "model.safetensors", config_to_dict(cfg))
     cleanup_distributed()
     return out
+
+
+def is_model_release(path: str | Path) -> bool:
+    """Whether `path` is a model release (VAE and DiT), not a bare `vae.safetensors`."""
+    from vidora.train.checkpoint import load_checkpoint_info
+
+    config, _ = load_checkpoint_info(path)
+    return "vae" in config and "dit" in config
+
+
+def release_with_vae(release: str | Path, vae: VideoVAE, out: Path, vae_train: dict) -> Path:
+    """`release` with `vae` in place of its own, written to `out`.
+
+    Made by runs that keep the start's latents (`train_part=decoder`, `anchor_weight`): the
+    release's DiT was trained on those latents, so the pair generates as it is and `vidora eval`
+    can score the new VAE's effect at once, without a DiT run.
+    """
+    from vidora.pipelines import TextToVideoPipeline
+    from vidora.train.checkpoint import load_checkpoint_info
+
+    start = TextToVideoPipeline.from_pretrained(release)
+    pipeline = TextToVideoPipeline(vae, start.dit, start.text_encoder, start.defaults)
+    _, meta = load_checkpoint_info(release)
+    meta = {"step": meta.get("step"), "train": meta.get("train"), "vae_train": vae_train}
+    return pipeline.save_pretrained(out, meta={**meta, "started_from": str(release)})
 
 
 def load_starting_weights(vae: VideoVAE, path: str | Path) -> None:
