@@ -368,8 +368,8 @@ def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:
 
         out = run(cfg, progress=show)
     typer.echo(f"wrote {out}")
-    model = out.parent / "model.safetensors"
-    if stage == "vae" and model.is_file():  # a latent-keeping run from a release
+    if stage == "vae" and vae_stage.writes_model(cfg):
+        model = out.parent / "model.safetensors"
         typer.echo(f"wrote {model} (the starting release with this VAE: generate or eval it)")
 
 

@@ -195,10 +195,16 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         save_checkpoint(
             out, vae.state_dict(), final_cfg.to_dict(), {"step": step, "train": config_to_dict(cfg)}
         )
-        if (cfg.train_part == "decoder" or cfg.anchor_weight) and is_model_release(cfg.init_from):
+        if writes_model(cfg):
             release_with_vae(cfg.init_from, vae, run_dir / "model.safetensors", config_to_dict(cfg))
     cleanup_distributed()
     return out
+
+
+def writes_model(cfg: VAETrainConfig) -> bool:
+    """Whether the run also writes `model.safetensors`: it keeps the latents of a release's DiT."""
+    keeps_latents = cfg.train_part == "decoder" or bool(cfg.anchor_weight)
+    return keeps_latents and bool(cfg.init_from) and is_model_release(cfg.init_from)
 
 
 def is_model_release(path: str | Path) -> bool:
