@@ -187,7 +187,7 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
     out = run_dir / "vae.safetensors"
     if dist.is_main:
         vae.eval()
-        if cfg.train_part == "decoder" or cfg.anchor_weight:  # the start's latents, or near them:
+        if keeps_latents(cfg):  # the start's latents, or near them:
             final_cfg = model_cfg  # the statistics a DiT was trained with stand
         else:
             shift, scale = measure_latent_stats(vae, cfg)
@@ -201,10 +201,15 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
     return out
 
 
+def keeps_latents(cfg: VAETrainConfig) -> bool:
+    """Whether the run keeps its start's latents (exactly, or near them), so a DiT trained on
+    them stays valid and the start's latent statistics stand."""
+    return cfg.train_part == "decoder" or bool(cfg.anchor_weight)
+
+
 def writes_model(cfg: VAETrainConfig) -> bool:
     """Whether the run also writes `model.safetensors`: it keeps the latents of a release's DiT."""
-    keeps_latents = cfg.train_part == "decoder" or bool(cfg.anchor_weight)
-    return keeps_latents and bool(cfg.init_from) and is_model_release(cfg.init_from)
+    return keeps_latents(cfg) and bool(cfg.init_from) and is_model_release(cfg.init_from)
 
 
 def is_model_release(path: str | Path) -> bool:
@@ -222,14 +227,14 @@ def release_with_vae(release: str | Path, vae: VideoVAE, out: Path, vae_train: d
     release's DiT was trained on those latents, so the pair generates as it is and `vidora eval`
     can score the new VAE's effect at once, without a DiT run.
     """
-    from vidora.pipelines import TextToVideoPipeline
-    from vidora.train.checkpoint import load_checkpoint_info
+    from vidora.train.checkpoint import load_checkpoint
 
-    start = TextToVideoPipeline.from_pretrained(release)
-    pipeline = TextToVideoPipeline(vae, start.dit, start.text_encoder, start.defaults)
-    _, meta = load_checkpoint_info(release)
+    tensors, config, meta = load_checkpoint(release)  # the DiT's tensors are copied as they are
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("vae.")}
+    tensors.update({f"vae.{k}": v for k, v in vae.state_dict().items()})
     meta = {"step": meta.get("step"), "train": meta.get("train"), "vae_train": vae_train}
-    return pipeline.save_pretrained(out, meta={**meta, "started_from": str(release)})
+    config = {**config, "vae": vae.cfg.to_dict()}
+    return save_checkpoint(out, tensors, config, {**meta, "started_from": str(release)})
 
 
 def load_starting_weights(vae: VideoVAE, path: str | Path) -> None:
