@@ -17,7 +17,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from vidora.models.vae import VAE_PRESETS, VAEConfig, VideoVAE, pad_frames
-from vidora.train.checkpoint import load_training_state, save_checkpoint, save_training_state
+from vidora.train.checkpoint import (
+    load_checkpoint,
+    load_checkpoint_info,
+    load_training_state,
+    save_checkpoint,
+    save_training_state,
+)
 from vidora.train.config import VAETrainConfig, config_to_dict
 from vidora.train.data import batches
 from vidora.train.distributed import cleanup_distributed, setup_distributed
@@ -214,8 +220,6 @@ def writes_model(cfg: VAETrainConfig) -> bool:
 
 def is_model_release(path: str | Path) -> bool:
     """Whether `path` is a model release (VAE and DiT), not a bare `vae.safetensors`."""
-    from vidora.train.checkpoint import load_checkpoint_info
-
     config, _ = load_checkpoint_info(path)
     return "vae" in config and "dit" in config
 
@@ -227,14 +231,16 @@ def release_with_vae(release: str | Path, vae: VideoVAE, out: Path, vae_train: d
     release's DiT was trained on those latents, so the pair generates as it is and `vidora eval`
     can score the new VAE's effect at once, without a DiT run.
     """
-    from vidora.train.checkpoint import load_checkpoint
-
     tensors, config, meta = load_checkpoint(release)  # the DiT's tensors are copied as they are
     tensors = {k: v for k, v in tensors.items() if not k.startswith("vae.")}
     tensors.update({f"vae.{k}": v for k, v in vae.state_dict().items()})
-    meta = {"step": meta.get("step"), "train": meta.get("train"), "vae_train": vae_train}
-    config = {**config, "vae": vae.cfg.to_dict()}
-    return save_checkpoint(out, tensors, config, {**meta, "started_from": str(release)})
+    meta = {
+        "step": meta.get("step"),
+        "train": meta.get("train"),
+        "vae_train": vae_train,
+        "started_from": str(release),
+    }
+    return save_checkpoint(out, tensors, {**config, "vae": vae.cfg.to_dict()}, meta)
 
 
 def load_starting_weights(vae: VideoVAE, path: str | Path) -> None:
@@ -250,8 +256,6 @@ def load_starting_weights(vae: VideoVAE, path: str | Path) -> None:
 
 def initial_vae_config(path: str | Path) -> VAEConfig:
     """The VAE config of a model release or of a `vae.safetensors`."""
-    from vidora.train.checkpoint import load_checkpoint_info
-
     config, _ = load_checkpoint_info(path)  # the header only: the weights are read once, later
     return VAEConfig.from_dict(config.get("vae", config))
 
@@ -261,8 +265,6 @@ def release_weights(path: str | Path, part: str) -> dict[str, torch.Tensor]:
 
     A plain `vae.safetensors` (unprefixed VAE weights) serves for part 'vae'.
     """
-    from vidora.train.checkpoint import load_checkpoint
-
     tensors, config, _ = load_checkpoint(path)
     if part == "vae" and "vae" not in config and "latent_channels" in config:
         return {k: v.float() for k, v in tensors.items()}
