@@ -172,12 +172,14 @@ class Deployment:
         return db
 
     def _registry(self) -> Path | None:
-        """The registry file the processes use; None (no --models) for the built-in one."""
+        """The registry file the processes use; None (no --models) for the built-in one.
+
+        Written afresh for each process, so a test that sets `step_seconds` after a fixture has
+        already started services still gets the engine speed it asked for.
+        """
         if self.engine is None:
             return None
-        if not self.models.exists():
-            write_registry(self.models, engine=self.engine, step_seconds=self.step_seconds)
-        return self.models
+        return write_registry(self.models, engine=self.engine, step_seconds=self.step_seconds)
 
     def _common(self) -> list[str]:
         args = ["--data-dir", str(self.data_dir)]
