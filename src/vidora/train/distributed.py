@@ -76,8 +76,13 @@ def setup_distributed(device: str | None = None) -> DistInfo:
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group (a no-op in a lone process); call at the end of main()."""
+    """Leave the process group (a no-op in a lone process); call at the end of main().
+
+    The barrier first: a rank that tears its group down while another still talks to it can
+    abort the whole run ("terminate called without an active exception") after training is done.
+    """
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
