@@ -52,9 +52,13 @@ FAST_ENV = {
 
 
 def write_registry(path: Path, *, engine: str = ENGINE, step_seconds: float = 0.0) -> Path:
-    """A registry with the built-in model's name, sizes and aliases, served by `engine`."""
+    """A registry with the built-in model's name, sizes and aliases, served by `engine`.
+
+    Written beside and renamed into place: a process started a moment earlier may be reading it.
+    """
     options = f"{{step_seconds: {step_seconds}}}" if engine == FAKE_ENGINE else "{}"
-    path.write_text(
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(
         f"default: {BUILTIN_MODEL}\n"
         "models:\n"
         f"  - id: {BUILTIN_MODEL}\n"
@@ -66,6 +70,7 @@ def write_registry(path: Path, *, engine: str = ENGINE, step_seconds: float = 0.
         f"  sora-2: {BUILTIN_MODEL}\n"
         f"  sora-2-pro: {BUILTIN_MODEL}\n"
     )
+    partial.replace(path)
     return path
 
 
