@@ -152,6 +152,15 @@ def test_masked_loss_is_the_mean_over_the_kept_positions(pair):
     torch.testing.assert_close(flow_loss(pred, data, noise, mask), expected.float())
 
 
+def test_weighted_loss_is_the_weighted_mean(pair):
+    data, noise = pair
+    pred = torch.randn_like(data)
+    weight = torch.tensor([0.0, 1.0, 4.0, 1.0, 2.0]).reshape(1, 1, 5, 1, 1)
+    per_frame = (pred - (data - noise)).square().mean(dim=(0, 1, 3, 4))  # (5,)
+    expected = (per_frame * weight.flatten()).sum() / weight.sum()
+    torch.testing.assert_close(flow_loss(pred, data, noise, weight), expected.float())
+
+
 def test_masked_loss_sends_no_gradient_to_conditioning_frames(pair):
     data, noise = pair
     pred = torch.randn_like(data, requires_grad=True)

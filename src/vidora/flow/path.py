@@ -110,7 +110,8 @@ def flow_loss(
 
     `loss_mask` (broadcastable to the data, 1 = counts, 0 = ignored) removes the clean
     conditioning frames from the loss: the model is given them, so it has nothing to predict
-    there. The mean is taken over the positions that count; a mask with none counting gives 0.
+    there. Other non-negative values weight the positions: the loss is their weighted mean, and
+    a mask with none counting gives 0.
     The sum runs in float32 so a bf16 prediction does not lose the small terms.
     """
     target = velocity_target(data, noise)

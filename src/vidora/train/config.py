@@ -120,6 +120,10 @@ class DiTTrainConfig:
     """Clips encoded once into the latent cache (spread over the sizes)."""
     timestep_shift: float = 1.0
     """Shift of the logit-normal timestep distribution toward noise (> 1: more noise)."""
+    foreground_weight: float = 0.0
+    """Extra flow-loss weight on latent positions unlike their frame's background (see
+    `latent_foreground`): Shapes World's objects are a few percent of the latent, so without it
+    the loss is mostly flat canvas. 0: every position counts the same."""
     val_clips: int = 64
     """Held-out clips whose flow loss (fixed noise and times) is logged as `val_loss`; 0: off."""
     word_gap_clips: int = 48

@@ -1,0 +1,56 @@
+"""The DiT's training loss: objects found in the latent, and weighted by foreground_weight."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from vidora.train.config import DiTTrainConfig
+from vidora.train.dit import dit_loss, latent_foreground
+
+
+def _canvas_with_object() -> torch.Tensor:
+    """(1, 8, 3, 8, 8) latents: a flat canvas, and a 2x2 object in every frame."""
+    latents = torch.full((1, 8, 3, 8, 8), 0.3)
+    latents[..., 2:4, 5:7] = -1.5
+    return latents
+
+
+def test_latent_foreground_is_the_object_not_the_canvas() -> None:
+    mask = latent_foreground(_canvas_with_object())  # (1, 1, 3, 8, 8)
+    expected = torch.zeros(1, 1, 3, 8, 8, dtype=torch.bool)
+    expected[..., 2:4, 5:7] = True
+    assert torch.equal(mask, expected)
+
+
+class _WrongOnObject(torch.nn.Module):
+    """Predicts the true velocity everywhere except on the object, where it is off by 1."""
+
+    def __init__(self, latents: torch.Tensor, noise: torch.Tensor) -> None:
+        super().__init__()
+        self.target = latents - noise
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # dit_loss reads the device off it
+        self.object = latent_foreground(latents)
+
+    def forward(self, x, t, text, text_mask, cond):  # noqa: ANN001 - the DiT's signature
+        return self.target + self.object.float() + 0 * self.anchor
+
+
+def test_foreground_weight_raises_the_share_of_object_errors() -> None:
+    latents = _canvas_with_object()
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    model = _WrongOnObject(latents, noise)
+    text, text_mask = torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.bool)
+    cfg = replace(DiTTrainConfig(), cond_prob=0.0)
+
+    def loss(weight: float) -> float:
+        # The same generator seed draws the same noise the model was built with.
+        generator = torch.Generator().manual_seed(0)
+        return dit_loss(
+            model, latents, text, text_mask, replace(cfg, foreground_weight=weight), generator
+        ).item()
+
+    share = 4 / 64  # the object's positions in a frame
+    assert abs(loss(0.0) - share) < 1e-5  # error 1 on a sixteenth of the positions
+    assert abs(loss(3.0) - 4 * share / (1 + 3 * share)) < 1e-5
