@@ -172,8 +172,9 @@ def conditioning_mask(
 
 FOREGROUND_DISTANCE = 1.0
 """Distance of a normalised latent from its frame's median latent from which it counts as
-foreground: on the built-in VAE's latents, 90% of object cells are further and 90% of canvas
-cells nearer (the cells beside an object, which its edge reaches, count as foreground)."""
+foreground. On six Shapes World clips in the built-in VAE's latents, the cells under an object lay
+mostly further (their 10th percentile 0.8 to 2.6) and the canvas cells mostly nearer (their median
+0.2 to 0.6); the canvas cells beside an object, which its edge reaches, count as foreground."""
 
 
 def latent_foreground(latents: torch.Tensor) -> torch.Tensor:
