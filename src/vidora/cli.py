@@ -1,4 +1,4 @@
-"""The `vidora` command line: generate, judge, world, train, eval, serve, worker, keys.
+"""The `vidora` command line: generate, judge, world, train, eval, eval-vae, serve, worker, keys.
 
 Commands are thin: they parse arguments, call the library, and print. Heavy imports
 (torch, the server) happen inside the commands so that `vidora --help` stays instant.
@@ -331,6 +331,49 @@ def eval_model(
         if check in metrics:
             typer.echo(f"{check}: {json.dumps(metrics[check])}")
     typer.echo(f"wrote {output}/metrics.json")
+
+
+@app.command("eval-vae")
+def eval_vae(
+    checkpoint: str | None = typer.Option(
+        None,
+        "--checkpoint",
+        metavar="PATH",
+        help="A model release or a vae.safetensors (default: the built-in model's VAE).",
+    ),
+    count: int = typer.Option(96, "-n", "--count", min=1, help="Eval-seen clips to round-trip."),
+    seed: int = typer.Option(0, "--seed", help="Eval-seen split seed."),
+    output: str | None = typer.Option(
+        None, "-o", "--output", metavar="FILE.json", help="Also write the figures here."
+    ),
+) -> None:
+    """Score a VAE alone: its round trip judged (the ceiling of any DiT on its latents), and
+    how far a shape change moves its latent against a colour change (what the DiT's loss sees)."""
+    import json
+    from pathlib import Path
+
+    from vidora.eval.vae import round_trip_check, shape_salience
+    from vidora.pipelines.text_to_video import builtin_weights
+    from vidora.train.vae import load_vae
+
+    path = checkpoint or builtin_weights()
+    try:
+        vae = load_vae(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise typer.BadParameter(
+            f"cannot load a VAE from {path}: {error}", param_hint="--checkpoint"
+        ) from None
+    figures = {
+        "vae": str(path),
+        "round_trip": round_trip_check(vae, count, seed),
+        "shape_salience": shape_salience(vae),
+    }
+    text = json.dumps(figures, indent=2)
+    typer.echo(text)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text + "\n")
+        typer.echo(f"wrote {output}", err=True)
 
 
 def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:
