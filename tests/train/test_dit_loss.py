@@ -54,3 +54,21 @@ def test_foreground_weight_raises_the_share_of_object_errors() -> None:
     share = 4 / 64  # the object's positions in a frame
     assert abs(loss(0.0) - share) < 1e-5  # error 1 on a sixteenth of the positions
     assert abs(loss(3.0) - 4 * share / (1 + 3 * share)) < 1e-5
+
+
+def test_noise_comes_from_the_noise_generator_when_one_is_given() -> None:
+    # On a GPU the trainer draws noise there with its own generator; timesteps stay on the CPU's.
+    latents = _canvas_with_object()
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(5))
+    model = _WrongOnObject(latents, noise)
+    text, text_mask = torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.bool)
+    cfg = replace(DiTTrainConfig(), cond_prob=0.0, foreground_weight=0.0)
+
+    def loss(noise_seed: int | None) -> float:
+        generator = torch.Generator().manual_seed(0)
+        noise_generator = None if noise_seed is None else torch.Generator().manual_seed(noise_seed)
+        return dit_loss(model, latents, text, text_mask, cfg, generator, noise_generator).item()
+
+    share = 4 / 64
+    assert abs(loss(5) - share) < 1e-5  # the model's noise: only the object's error is left
+    assert loss(None) > 2 * share  # the CPU generator's (seed 0) noise is other noise

@@ -37,11 +37,15 @@ from vidora.train.ema import EMA
 from vidora.train.runtime import LossLog, autocast, learning_rate
 from vidora.train.vae import load_vae, release_weights
 from vidora.train.validation import FlowValidation, WordGaps, validation_data
+from vidora.world.scene import Scene
 
 Progress = Callable[[int, int, dict], None]
 
 SAVE_EVERY_CLIPS = 512
 """Clips encoded between saves of a cache being built."""
+
+ENCODE_BATCH = 8
+"""Clips rendered and encoded together while a cache is built (more only pays on a GPU)."""
 
 # ---------------------------------------------------------------------------------------
 # The latent cache
@@ -88,7 +92,7 @@ class LatentCache:
                 if len(keys[size]) >= per_size:
                     continue
                 frames, _, batch_keys = ordered_clips(
-                    source, size, keys[size], min(8, per_size - len(keys[size]))
+                    source, size, keys[size], min(ENCODE_BATCH, per_size - len(keys[size]))
                 )
                 latents[size].extend(
                     encode_clips(vae, frames).half().cpu().unbind(0)
@@ -130,6 +134,7 @@ class CaptionedLatents:
             self.folder_captions = make_source(cache.data).dataset.captions
         self.rng = np.random.default_rng([seed, rank, 7])
         self.bucket_rng = np.random.default_rng([seed, 8])  # shared by ranks: same bucket each step
+        self.scenes: dict[int, Scene] = {}  # key -> scene, built once (rebuilding one: ~0.3 ms)
 
     def draw(self, batch_size: int) -> tuple[torch.Tensor, list[str], str]:
         from vidora.world.captions import write_caption
@@ -142,7 +147,10 @@ class CaptionedLatents:
         keys = [int(self.cache.keys[size][r]) for r in rows]
         if data.source == "shapes":
             wording = "heldout" if data.split == "eval-wording" else "train"
-            scenes = [get_clip(data.split, key, data.seed).scene for key in keys]
+            for key in keys:
+                if key not in self.scenes:
+                    self.scenes[key] = get_clip(data.split, key, data.seed).scene
+            scenes = [self.scenes[key] for key in keys]
             captions = [write_caption(scene, self.rng, wording) for scene in scenes]
         else:
             captions = [self.folder_captions[key] for key in keys]
@@ -194,21 +202,29 @@ def dit_loss(
     text_mask: torch.Tensor,
     cfg: DiTTrainConfig,
     generator: torch.Generator,
+    noise_generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Flow-matching loss on a batch of clean latents (B, z, F, h, w), the positions weighted by
-    `cfg.foreground_weight` where they hold an object, and clean given frames left out."""
-    b, _, f = latents.shape[:3]
-    noise = torch.randn(latents.shape, generator=generator)
-    t = sample_timesteps(b, generator, shift=cfg.timestep_shift)  # (B,)
-    cond = conditioning_mask(b, f, cfg.cond_prob, generator)  # (B, F)
-    given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
-    x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
+    `cfg.foreground_weight` where they hold an object, and clean given frames left out.
+
+    Timesteps and conditioning come from the CPU `generator`; the noise from `noise_generator`
+    (default: that one), which on a GPU lives there so the noise is drawn where it is used.
+    """
     device = next(model.parameters()).device
-    velocity = model(x_t.to(device), t.to(device), text, text_mask, cond.to(device))
+    latents = latents.to(device)
+    b, _, f = latents.shape[:3]
+    noise_generator = noise_generator or generator
+    noise = torch.randn(latents.shape, generator=noise_generator, device=noise_generator.device)
+    t = sample_timesteps(b, generator, shift=cfg.timestep_shift).to(device)  # (B,)
+    cond = conditioning_mask(b, f, cfg.cond_prob, generator).to(device)  # (B, F)
+    given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
+    noise = noise.to(device)
+    x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
+    velocity = model(x_t, t, text, text_mask, cond)
     weight = (~given).float()  # (B, 1, F, 1, 1)
     if cfg.foreground_weight:
         weight = weight * (1.0 + cfg.foreground_weight * latent_foreground(latents).float())
-    return flow_loss(velocity.float(), latents.to(device), noise.to(device), weight.to(device))
+    return flow_loss(velocity.float(), latents, noise, weight)
 
 
 def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
@@ -272,6 +288,11 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             progress(step, cfg.steps, stats)
 
     generator = torch.Generator().manual_seed(cfg.data.seed * 1000 + dist.rank + step)
+    noise_generator = generator  # on a GPU, its own generator there, seeded the same way
+    if dist.device.type != "cpu":
+        noise_generator = torch.Generator(dist.device).manual_seed(
+            cfg.data.seed * 1000 + dist.rank + step
+        )
     for _ in range(step):  # replay the draw order so a resumed run sees what it would have seen
         draws.draw(cfg.batch_size)
 
@@ -289,7 +310,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
         with autocast(cfg.autocast, dist.device):
-            loss = dit_loss(model, latents, text, text_mask, cfg, generator)
+            loss = dit_loss(model, latents, text, text_mask, cfg, generator, noise_generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(dit.parameters(), cfg.grad_clip)
