@@ -41,3 +41,19 @@ def test_skipping_batches_resumes_the_same_stream(
     _assert_same(whole[SKIP:], resumed)
     # The stream is not constant, so the comparison above could have failed.
     assert any(not torch.equal(whole[0].video, later.video) for later in whole[1:])
+
+
+def test_encode_clips_sees_the_frames_as_frames_to_tensor_gives_them() -> None:
+    # encode_clips pads bytes and converts on the VAE's device; the VAE must see the same video.
+    from vidora.models.vae import VAE_PRESETS, VideoVAE, pad_frames
+    from vidora.train.data import encode_clips, frames_to_tensor
+    from vidora.world.splits import clip_size, get_clip
+
+    torch.manual_seed(0)
+    vae = VideoVAE(VAE_PRESETS["tiny"]()).eval()
+    wide = [i for i in range(30) if clip_size("train", i) == "96x64"][:2]
+    frames = [get_clip("train", i).frames() for i in wide]  # two (32, 64, 96, 3) uint8 clips
+    reference = pad_frames(torch.stack([frames_to_tensor(f) for f in frames]))  # (B, 3, 33, H, W)
+    with torch.no_grad():
+        expected = vae.normalize(vae.encode(reference)[0])
+    assert torch.equal(encode_clips(vae, frames), expected)
