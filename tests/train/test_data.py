@@ -57,3 +57,18 @@ def test_encode_clips_sees_the_frames_as_frames_to_tensor_gives_them() -> None:
     with torch.no_grad():
         expected = vae.normalize(vae.encode(reference)[0])
     assert torch.equal(encode_clips(vae, frames), expected)
+
+
+def test_a_cache_rendered_by_worker_processes_is_the_cache_rendered_here(tmp_path: Path) -> None:
+    # On a GPU machine the cache's clips render in processes; the cache must not change with it.
+    from vidora.models.vae import VAE_PRESETS, VideoVAE
+    from vidora.train.dit import LatentCache
+
+    torch.manual_seed(0)
+    vae = VideoVAE(VAE_PRESETS["tiny"]()).eval()
+    data = DataConfig(frames=(33,), frame_weights=(1.0,), seed=3)
+    here = LatentCache.build(tmp_path / "here.safetensors", vae, data, 30)
+    workers = LatentCache.build(tmp_path / "workers.safetensors", vae, data, 30, workers=2)
+    assert here.keys == workers.keys and all(len(k) == 10 for k in here.keys.values())
+    for size in here.latents:
+        assert torch.equal(here.latents[size], workers.latents[size])

@@ -118,6 +118,9 @@ class DiTTrainConfig:
     """Share of clips whose first latent frames are given clean (image-to-video, extension)."""
     cache_clips: int = 6000
     """Clips encoded once into the latent cache (spread over the sizes)."""
+    cache_workers: int = 0
+    """Processes that render the cache's Shapes World clips (0: this one). On a GPU machine,
+    rendering on one core is most of a cache's time; there, give it the cores."""
     timestep_shift: float = 1.0
     """Shift of the logit-normal timestep distribution toward noise (> 1: more noise)."""
     foreground_weight: float = 0.0

@@ -107,14 +107,19 @@ class FolderSource:
 
 
 def ordered_clips(
-    source: ShapesSource | FolderSource, size: str, done: list[int], count: int
+    source: ShapesSource | FolderSource,
+    size: str,
+    done: list[int],
+    count: int,
+    render: bool = True,
 ) -> tuple[list[np.ndarray], list[str], list[int]]:
     """The next `count` clips of `size` in the source's fixed order, after the keys in `done`:
     frames, captions and keys. Unlike `take`, the same call always gives the same clips, which
-    is what a latent cache built in chunks and a held-out set need."""
+    is what a latent cache built in chunks and a held-out set need. `render=False` leaves the
+    frames out of a Shapes World source's answer (to render them elsewhere)."""
     if isinstance(source, ShapesSource):
         source.cursor[size] = max(done) + 1 if done else 0
-        return source.take(size, count)
+        return source.take(size, count, render)
     keys = source.by_size[size][len(done) : len(done) + count]
     return [source.frames(i) for i in keys], [source.dataset.captions[i] for i in keys], keys
 

@@ -14,8 +14,10 @@ a prompt. Resumes from `run_dir/last.safetensors`.
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,13 +33,14 @@ from vidora.models.vae import VideoVAE
 from vidora.pipelines.text_to_video import TextToVideoPipeline
 from vidora.train.checkpoint import load_training_state, save_training_state
 from vidora.train.config import DataConfig, DiTTrainConfig, config_to_dict
-from vidora.train.data import encode_clips, make_source, ordered_clips
+from vidora.train.data import ShapesSource, encode_clips, make_source, ordered_clips
 from vidora.train.distributed import cleanup_distributed, setup_distributed
 from vidora.train.ema import EMA
 from vidora.train.runtime import LossLog, autocast, learning_rate
 from vidora.train.vae import load_vae, release_weights
 from vidora.train.validation import FlowValidation, WordGaps, validation_data
 from vidora.world.scene import Scene
+from vidora.world.splits import clip_frames
 
 Progress = Callable[[int, int, dict], None]
 
@@ -72,8 +75,10 @@ class LatentCache:
         data: DataConfig,
         clips: int,
         progress: Progress | None = None,
+        workers: int = 0,
     ) -> LatentCache:
-        """Encode `clips` clips (spread over the sizes), resuming a partial cache at `path`."""
+        """Encode `clips` clips (spread over the sizes), resuming a partial cache at `path`;
+        `workers` processes render Shapes World clips (0: this process)."""
         latents: dict[str, list[torch.Tensor]] = {s: [] for s in data.sizes}
         keys: dict[str, list[int]] = {s: [] for s in data.sizes}
         if path.exists():
@@ -87,23 +92,37 @@ class LatentCache:
         per_size = clips // len(sizes)
         total = per_size * len(sizes)
         saved = sum(len(k) for k in keys.values())
-        while any(len(keys[s]) < per_size for s in sizes):
-            for size in sizes:
-                if len(keys[size]) >= per_size:
-                    continue
-                frames, _, batch_keys = ordered_clips(
-                    source, size, keys[size], min(ENCODE_BATCH, per_size - len(keys[size]))
-                )
-                latents[size].extend(
-                    encode_clips(vae, frames).half().cpu().unbind(0)
-                )  # (z, F, h, w) each
-                keys[size].extend(batch_keys)
-            done = sum(len(k) for k in keys.values())
-            if done - saved >= SAVE_EVERY_CLIPS:  # each save rewrites the whole file
-                _save_cache(path, latents, keys)
-                saved = done
-            if progress:
-                progress(done, total, {"stage": "latent cache"})
+        pool = None
+        if workers > 0 and isinstance(source, ShapesSource):  # spawn: safe after CUDA's start
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        block = ENCODE_BATCH * max(1, workers)  # rendered together, encoded ENCODE_BATCH at a time
+        try:
+            while any(len(keys[s]) < per_size for s in sizes):
+                for size in sizes:
+                    if len(keys[size]) >= per_size:
+                        continue
+                    count = min(block, per_size - len(keys[size]))
+                    frames, _, batch_keys = ordered_clips(
+                        source, size, keys[size], count, render=pool is None
+                    )
+                    if pool is not None:
+                        args = [data.split] * count, batch_keys, [data.seed] * count
+                        frames = list(pool.map(clip_frames, *args, chunksize=ENCODE_BATCH))
+                    for i in range(0, count, ENCODE_BATCH):
+                        chunk = frames[i : i + ENCODE_BATCH]
+                        latents[size].extend(
+                            encode_clips(vae, chunk).half().cpu().unbind(0)
+                        )  # (z, F, h, w) each
+                    keys[size].extend(batch_keys)
+                done = sum(len(k) for k in keys.values())
+                if done - saved >= SAVE_EVERY_CLIPS:  # each save rewrites the whole file
+                    _save_cache(path, latents, keys)
+                    saved = done
+                if progress:
+                    progress(done, total, {"stage": "latent cache"})
+        finally:
+            if pool is not None:
+                pool.shutdown()
         if sum(len(k) for k in keys.values()) != saved:
             _save_cache(path, latents, keys)
         stacked = {s: torch.stack(latents[s][:per_size]) for s in sizes}
@@ -239,7 +258,9 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     text_encoder = load_text_encoder(cfg.text_encoder).to(dist.device)
     cache_path = run_dir / "latents.safetensors"
     if dist.is_main:
-        cache = LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips, progress)
+        cache = LatentCache.build(
+            cache_path, vae, cfg.data, cfg.cache_clips, progress, cfg.cache_workers
+        )
     if dist.world_size > 1:
         torch.distributed.barrier()
     if not dist.is_main:  # the cache is complete on disk now: this only reads it

@@ -79,3 +79,8 @@ def get_clip(split: str, index: int, seed: int = 0) -> Clip:
     scene = sample_scene(scene_rng, size, held_out=_HELD_OUT.get(split, "exclude"))
     caption = write_caption(scene, caption_rng, _WORDING.get(split, "train"))
     return Clip(split=split, index=int(index), seed=int(seed), scene=scene, caption=caption)
+
+
+def clip_frames(split: str, index: int, seed: int, num_frames: int = NUM_FRAMES) -> np.ndarray:
+    """Clip `index`'s frames, (T, H, W, 3) uint8: what worker processes render (no torch here)."""
+    return get_clip(split, index, seed).frames(num_frames)
