@@ -189,6 +189,11 @@ def padded_length(num_frames: int) -> int:
     return num_frames + (-(num_frames - 1)) % TEMPORAL_FACTOR
 
 
+def to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels, any layout -> float in [-1, 1], the VAE's input range."""
+    return pixels.float().div_(127.5).sub_(1.0)
+
+
 def pad_frames(x: torch.Tensor) -> torch.Tensor:
     """Repeat the last frame until (B, C, T, H, W) has 1 + 4k frames (32 -> 33)."""
     extra = padded_length(x.shape[2]) - x.shape[2]

@@ -22,7 +22,7 @@ import torch
 from vidora.flow import SAMPLERS, classifier_free_guidance
 from vidora.models.dit import DiT, DiTConfig
 from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
-from vidora.models.vae import VAEConfig, VideoVAE, latent_frames
+from vidora.models.vae import VAEConfig, VideoVAE, latent_frames, to_unit_range
 from vidora.weights import BUILTIN_WEIGHTS
 from vidora.world.spec import FPS, NUM_FRAMES, parse_size
 
@@ -61,13 +61,7 @@ class VideoOutput:
 
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (3, T, H, W) float in [-1, 1]."""
-    return (
-        torch.from_numpy(np.ascontiguousarray(frames))
-        .permute(3, 0, 1, 2)
-        .float()
-        .div(127.5)
-        .sub(1.0)
-    )
+    return to_unit_range(torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2))
 
 
 def tensor_to_frames(video: torch.Tensor) -> np.ndarray:

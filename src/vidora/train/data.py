@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vidora.models.vae import VideoVAE, pad_frames, padded_length
+from vidora.models.vae import VideoVAE, pad_frames, padded_length, to_unit_range
+from vidora.pipelines.text_to_video import frames_to_tensor
 from vidora.train.config import DataConfig
 from vidora.world.spec import NUM_FRAMES
 
@@ -26,11 +27,6 @@ class Batch:
     """(B, 3, T, H, W) in [-1, 1], T = 1 + 4k."""
     captions: list[str]
     size: str
-
-
-def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> (3, T, H, W) float in [-1, 1]."""
-    return torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
 
 
 class ShapesSource:
@@ -129,11 +125,10 @@ def encode_clips(vae: VideoVAE, frames: list[np.ndarray]) -> torch.Tensor:
     """Clips of one size, (T, H, W, 3) uint8 each, as the DiT learns them: the VAE's normalised
     latent means, (B, z, F, h, w) on the VAE's device."""
     # Bytes travel and are padded; the float conversion (most of the CPU time) runs on the VAE's
-    # device. The same numbers as `frames_to_tensor` clip by clip.
+    # device.
     clips = torch.from_numpy(np.stack(frames)).permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W) uint8
     clips = pad_frames(clips).to(next(vae.parameters()).device)  # (B, 3, 33, H, W)
-    video = clips.float().div_(127.5).sub_(1.0)
-    mean, _ = vae.encode(video)
+    mean, _ = vae.encode(to_unit_range(clips))
     return vae.normalize(mean)
 
 

@@ -18,6 +18,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +34,13 @@ from vidora.models.vae import VideoVAE
 from vidora.pipelines.text_to_video import TextToVideoPipeline
 from vidora.train.checkpoint import load_training_state, save_training_state
 from vidora.train.config import DataConfig, DiTTrainConfig, config_to_dict
-from vidora.train.data import ShapesSource, encode_clips, make_source, ordered_clips
+from vidora.train.data import (
+    FolderSource,
+    ShapesSource,
+    encode_clips,
+    make_source,
+    ordered_clips,
+)
 from vidora.train.distributed import cleanup_distributed, setup_distributed
 from vidora.train.ema import EMA
 from vidora.train.runtime import LossLog, autocast, learning_rate
@@ -48,7 +55,8 @@ SAVE_EVERY_CLIPS = 512
 """Clips encoded between saves of a cache being built."""
 
 ENCODE_BATCH = 8
-"""Clips rendered and encoded together while a cache is built (more only pays on a GPU)."""
+"""Clips encoded together while a cache is built (more only pays on a GPU); worker processes
+render `cache_workers` times as many at a time."""
 
 # ---------------------------------------------------------------------------------------
 # The latent cache
@@ -92,27 +100,19 @@ class LatentCache:
         per_size = clips // len(sizes)
         total = per_size * len(sizes)
         saved = sum(len(k) for k in keys.values())
-        pool = None
-        if workers > 0 and isinstance(source, ShapesSource):  # spawn: safe after CUDA's start
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        block = ENCODE_BATCH * max(1, workers)  # rendered together, encoded ENCODE_BATCH at a time
-        try:
+        render_here = workers == 0 or not isinstance(source, ShapesSource)
+        spawn = multiprocessing.get_context("spawn")  # safe after CUDA has started
+        with nullcontext() if render_here else ProcessPoolExecutor(workers, spawn) as pool:
+            block = ENCODE_BATCH * (1 if pool is None else workers)  # clips rendered together
             while any(len(keys[s]) < per_size for s in sizes):
                 for size in sizes:
                     if len(keys[size]) >= per_size:
                         continue
                     count = min(block, per_size - len(keys[size]))
-                    frames, _, batch_keys = ordered_clips(
-                        source, size, keys[size], count, render=pool is None
-                    )
-                    if pool is not None:
-                        args = [data.split] * count, batch_keys, [data.seed] * count
-                        frames = list(pool.map(clip_frames, *args, chunksize=ENCODE_BATCH))
+                    frames, batch_keys = _next_clips(source, size, keys[size], count, pool)
                     for i in range(0, count, ENCODE_BATCH):
-                        chunk = frames[i : i + ENCODE_BATCH]
-                        latents[size].extend(
-                            encode_clips(vae, chunk).half().cpu().unbind(0)
-                        )  # (z, F, h, w) each
+                        chunk = encode_clips(vae, frames[i : i + ENCODE_BATCH])
+                        latents[size].extend(chunk.half().cpu().unbind(0))  # (z, F, h, w) each
                     keys[size].extend(batch_keys)
                 done = sum(len(k) for k in keys.values())
                 if done - saved >= SAVE_EVERY_CLIPS:  # each save rewrites the whole file
@@ -120,13 +120,27 @@ class LatentCache:
                     saved = done
                 if progress:
                     progress(done, total, {"stage": "latent cache"})
-        finally:
-            if pool is not None:
-                pool.shutdown()
         if sum(len(k) for k in keys.values()) != saved:
             _save_cache(path, latents, keys)
         stacked = {s: torch.stack(latents[s][:per_size]) for s in sizes}
         return cls(stacked, {s: keys[s][:per_size] for s in sizes}, data)
+
+
+def _next_clips(
+    source: ShapesSource | FolderSource,
+    size: str,
+    done: list[int],
+    count: int,
+    pool: ProcessPoolExecutor | None,
+) -> tuple[list[np.ndarray], list[int]]:
+    """The next `count` clips of `size` after the keys in `done`: their frames (rendered by
+    `pool`'s processes when given: Shapes World only) and keys."""
+    frames, _, keys = ordered_clips(source, size, done, count, render=pool is None)
+    if pool is not None:
+        n = len(keys)
+        args = [source.split] * n, keys, [source.seed] * n, [source.num_frames] * n
+        frames = list(pool.map(clip_frames, *args, chunksize=ENCODE_BATCH))
+    return frames, keys
 
 
 def _save_cache(
@@ -234,10 +248,10 @@ def dit_loss(
     b, _, f = latents.shape[:3]
     noise_generator = noise_generator or generator
     noise = torch.randn(latents.shape, generator=noise_generator, device=noise_generator.device)
+    noise = noise.to(device)
     t = sample_timesteps(b, generator, shift=cfg.timestep_shift).to(device)  # (B,)
     cond = conditioning_mask(b, f, cfg.cond_prob, generator).to(device)  # (B, F)
     given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
-    noise = noise.to(device)
     x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
     velocity = model(x_t, t, text, text_mask, cond)
     weight = (~given).float()  # (B, 1, F, 1, 1)
@@ -308,12 +322,11 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         if progress:
             progress(step, cfg.steps, stats)
 
-    generator = torch.Generator().manual_seed(cfg.data.seed * 1000 + dist.rank + step)
-    noise_generator = generator  # on a GPU, its own generator there, seeded the same way
+    seed = cfg.data.seed * 1000 + dist.rank + step
+    generator = torch.Generator().manual_seed(seed)
+    noise_generator = generator  # on a GPU, a generator there, so noise is drawn where it is used
     if dist.device.type != "cpu":
-        noise_generator = torch.Generator(dist.device).manual_seed(
-            cfg.data.seed * 1000 + dist.rank + step
-        )
+        noise_generator = torch.Generator(dist.device).manual_seed(seed)
     for _ in range(step):  # replay the draw order so a resumed run sees what it would have seen
         draws.draw(cfg.batch_size)
 
