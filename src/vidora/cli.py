@@ -253,6 +253,10 @@ def _load_pipeline(checkpoint: str | None):  # -> TextToVideoPipeline
         raise typer.BadParameter(str(error), param_hint="--checkpoint") from None
 
 
+GAP_WORDINGS = {"word_gaps_percent": "train", "word_gaps_heldout_percent": "heldout"}
+"""`vidora eval --word-gaps`: the metrics key of each wording's gaps."""
+
+
 @app.command("eval")
 def eval_model(
     checkpoint: str | None = typer.Option(
@@ -288,7 +292,8 @@ def eval_model(
         min=0,
         metavar="N",
         help="Also measure on N one-object eval-seen clips how much the model's loss rises when "
-        "the prompt names a wrong colour, shape, size or motion.",
+        "the prompt names a wrong colour, shape, size or motion, in the training wording and "
+        "in the held-out one.",
     ),
 ) -> None:
     """Score a model with the judge on Shapes World splits: metrics.json and contact sheets."""
@@ -320,14 +325,15 @@ def eval_model(
     if word_gaps:
         from vidora.train.validation import WordGaps
 
-        gaps = WordGaps.build(word_gaps, pipeline.vae, pipeline.text_encoder)
-        metrics["word_gaps_percent"] = gaps.gaps(pipeline.dit)
+        for key, wording in GAP_WORDINGS.items():
+            gaps = WordGaps.build(word_gaps, pipeline.vae, pipeline.text_encoder, wording=wording)
+            metrics[key] = gaps.gaps(pipeline.dit)
     if conditioning or word_gaps:
         (Path(output) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     from rich.console import Console
 
     Console().print(metrics_table(metrics))
-    for check in ("image_to_video", "extension_8s", "word_gaps_percent"):
+    for check in ("image_to_video", "extension_8s", *GAP_WORDINGS):
         if check in metrics:
             typer.echo(f"{check}: {json.dumps(metrics[check])}")
     typer.echo(f"wrote {output}/metrics.json")

@@ -1,4 +1,5 @@
-"""The DiT's training loss: objects found in the latent, and weighted by foreground_weight."""
+"""The DiT's training loss: objects found in the latent, and weighted by foreground_weight;
+the noise `text_noise` puts on the token states."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import replace
 import torch
 
 from vidora.train.config import DiTTrainConfig
-from vidora.train.dit import dit_loss, latent_foreground
+from vidora.train.dit import dit_loss, jitter_text, latent_foreground
 
 
 def _canvas_with_object() -> torch.Tensor:
@@ -72,3 +73,14 @@ def test_noise_comes_from_the_noise_generator_when_one_is_given() -> None:
     share = 4 / 64
     assert abs(loss(5) - share) < 1e-5  # the model's noise: only the object's error is left
     assert loss(None) > 2 * share  # the CPU generator's (seed 0) noise is other noise
+
+
+def test_jitter_text_noises_the_real_tokens_alone() -> None:
+    text = torch.randn(4, 12, 64, generator=torch.Generator().manual_seed(1))  # (B, L, D)
+    text_mask = torch.arange(12)[None] < torch.tensor([[3], [7], [12], [1]])  # (B, L)
+    jittered = jitter_text(text, text_mask, 0.2, torch.Generator().manual_seed(0))
+    noise = jittered - text
+    assert torch.equal(noise[~text_mask], torch.zeros_like(noise[~text_mask]))  # padding as it was
+    assert abs(noise[text_mask].std().item() - 0.2) < 0.01  # 1,472 draws of std 0.2
+    again = jitter_text(text, text_mask, 0.2, torch.Generator().manual_seed(0))
+    assert torch.equal(again, jittered)  # the run's generator decides it, so a resume repeats it

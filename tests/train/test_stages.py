@@ -82,6 +82,7 @@ def test_dit_stage_trains_on_the_vae_and_releases_a_pipeline(vae_run: Path, tmp_
             "val_clips=3",
             "word_gap_clips=3",
             "val_every=2",
+            "text_noise=0.2",
         ],
     )
     out = dit_stage.main(cfg)
@@ -99,9 +100,10 @@ def test_dit_stage_trains_on_the_vae_and_releases_a_pipeline(vae_run: Path, tmp_
     assert all(np.isfinite(v) and v > 0 for _, v in validated)
     gaps = [r for r in records if "gap_motion" in r]  # measured with val_loss, on the same weights
     assert [r["step"] for r in gaps] == [0, 2, 3]
-    assert all(
-        np.isfinite(r[f"gap_{a}"]) for r in gaps for a in ("colour", "shape", "size", "motion")
-    )
+    for prefix in ("gap_", "gap_heldout_"):  # in training wording and in the held-out wording
+        assert all(
+            np.isfinite(r[prefix + a]) for r in gaps for a in ("colour", "shape", "size", "motion")
+        )
 
 
 def test_config_overrides_and_errors(tmp_path: Path) -> None:

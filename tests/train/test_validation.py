@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from vidora.train.validation import (
     WordGaps,
     validation_data,
 )
-from vidora.world.captions import parse_prompt
+from vidora.world.captions import SHAPE_WORDS, WORDINGS, parse_prompt
 
 SHAPES = DataConfig(sizes=("64x64", "96x64"), frames=(33,), frame_weights=(1.0,))
 
@@ -125,9 +126,11 @@ class _HearsOneWord(nn.Module):
         return 0.5 * exact
 
 
-@pytest.fixture(scope="module")
-def word_gaps(pipe: TextToVideoPipeline) -> WordGaps:
-    return WordGaps.build(6, pipe.vae, pipe.text_encoder, sizes=("64x64", "96x64"))
+@pytest.fixture(scope="module", params=WORDINGS)
+def word_gaps(request: pytest.FixtureRequest, pipe: TextToVideoPipeline) -> WordGaps:
+    return WordGaps.build(
+        6, pipe.vae, pipe.text_encoder, sizes=("64x64", "96x64"), wording=request.param
+    )
 
 
 def test_word_gap_prompts_differ_in_one_attribute_alone(word_gaps: WordGaps) -> None:
@@ -137,10 +140,29 @@ def test_word_gap_prompts_differ_in_one_attribute_alone(word_gaps: WordGaps) -> 
         for i, caption in enumerate(g.captions):
             (true,) = parse_prompt(caption).objects
             assert true.size is not None  # the wording names all four attributes
+            wording = next(w for w in WORDINGS if _names_shape_in(caption, true.shape, w))
+            assert wording == word_gaps.wording, caption
             for attribute in ATTRIBUTES:
                 (wrong,) = parse_prompt(g.wrong_captions[attribute][i]).objects
                 differs = {a for a in ATTRIBUTES if getattr(wrong, a) != getattr(true, a)}
                 assert differs == {attribute}, (caption, g.wrong_captions[attribute][i])
+
+
+def _names_shape_in(caption: str, shape: str, wording: str) -> bool:
+    """Whether the caption names `shape` with a word of `wording` (the two share no shape word)."""
+    return any(re.search(rf"\b{word}\b", caption) for word in SHAPE_WORDS[wording][shape])
+
+
+def test_held_out_word_gaps_are_the_same_clips_and_noise() -> None:
+    pipe = TextToVideoPipeline.tiny_random()
+    train, heldout = (
+        WordGaps.build(3, pipe.vae, pipe.text_encoder, sizes=("64x64",), wording=w)
+        for w in WORDINGS
+    )
+    (a,), (b,) = train.groups, heldout.groups
+    assert torch.equal(a.latents, b.latents)
+    assert all(torch.equal(x, y) for x, y in zip(a.noises, b.noises, strict=True))
+    assert a.captions != b.captions
 
 
 def test_word_gaps_match_their_closed_forms(word_gaps: WordGaps) -> None:

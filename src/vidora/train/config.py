@@ -127,12 +127,18 @@ class DiTTrainConfig:
     """Extra flow-loss weight on latent positions unlike their frame's background (see
     `latent_foreground`): Shapes World's objects are a few percent of the latent, so without it
     the loss is mostly flat canvas. 0: every position counts the same."""
+    text_noise: float = 0.0
+    """Std of Gaussian noise added to the text encoder's token states in training (MiniLM's
+    have a per-dimension std of about 0.3). Training on noisy inputs is a ridge penalty in
+    another form (Bishop, 1995): the DiT learns a smoother readout of the states, so a word it
+    never saw, whose states lie near a trained synonym's, is read like it. 0: off."""
     val_clips: int = 64
     """Held-out clips whose flow loss (fixed noise and times) is logged as `val_loss`; 0: off."""
     word_gap_clips: int = 48
     """Single-object held-out clips whose word gaps (`vidora.train.validation.WordGaps`: how
     much the loss rises when the prompt names a wrong colour, shape, size or motion) are logged
-    with `val_loss` as `gap_colour`, ...; Shapes World runs only; 0: off."""
+    with `val_loss` as `gap_colour`, ..., and again in the held-out wording, whose words no
+    training caption uses, as `gap_heldout_colour`, ...; Shapes World runs only; 0: off."""
     val_every: int = 500
     """Steps between measurements of `val_loss` and the word gaps (also at the first and last
     step)."""

@@ -228,6 +228,15 @@ def latent_foreground(latents: torch.Tensor) -> torch.Tensor:
     return (latents - median).norm(dim=1, keepdim=True) > FOREGROUND_DISTANCE
 
 
+def jitter_text(
+    text: torch.Tensor, text_mask: torch.Tensor, std: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Token states (B, L, D) with Gaussian noise of `std` on the real tokens (padding is never
+    attended to, so it stays as it was); the noise is drawn from the CPU `generator`."""
+    noise = torch.randn(text.shape, generator=generator).to(text.device)  # (B, L, D)
+    return text + std * noise * text_mask[..., None]
+
+
 def dit_loss(
     model: torch.nn.Module,
     latents: torch.Tensor,
@@ -284,10 +293,13 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     val_data = validation_data(cfg.data, cfg.val_source)
     if dist.is_main and cfg.val_clips > 0 and val_data is not None:
         validation = FlowValidation.build(val_data, cfg.val_clips, vae, text_encoder)
-    word_gaps = None
+    word_gaps: dict[str, WordGaps] = {}  # log prefix -> gaps, in training and held-out wording
     if dist.is_main and cfg.word_gap_clips > 0 and cfg.data.source == "shapes":
-        word_gaps = WordGaps.build(cfg.word_gap_clips, vae, text_encoder, cfg.data.sizes)
-    measured = validation is not None or word_gaps is not None
+        for prefix, wording in (("gap_", "train"), ("gap_heldout_", "heldout")):
+            word_gaps[prefix] = WordGaps.build(
+                cfg.word_gap_clips, vae, text_encoder, cfg.data.sizes, wording=wording
+            )
+    measured = validation is not None or bool(word_gaps)
 
     # 2. The model, its EMA and optimizer, resumed if a checkpoint is there.
     model_cfg: DiTConfig = replace(
@@ -316,8 +328,8 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         stats: dict = {"step": step}
         if validation is not None:
             stats["val_loss"] = validation.loss(averaged)
-        if word_gaps is not None:
-            stats.update({f"gap_{a}": gap for a, gap in word_gaps.gaps(averaged).items()})
+        for prefix, gaps in word_gaps.items():
+            stats.update({prefix + a: gap for a, gap in gaps.gaps(averaged).items()})
         log.append(stats)
         if progress:
             progress(step, cfg.steps, stats)
@@ -341,6 +353,8 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             for c in captions
         ]
         text, text_mask = text_encoder.encode(captions)
+        if cfg.text_noise:
+            text = jitter_text(text, text_mask, cfg.text_noise, generator)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
         with autocast(cfg.autocast, dist.device):

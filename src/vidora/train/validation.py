@@ -22,6 +22,7 @@ from vidora.models.text_encoder import TextEncoder
 from vidora.models.vae import VideoVAE
 from vidora.train.config import DataConfig
 from vidora.train.data import encode_clips, make_source, ordered_clips
+from vidora.world.captions import Wording
 from vidora.world.scene import Scene
 from vidora.world.spec import COLOURS, MOTIONS, OBJECT_SIZES, SHAPES, SIZES
 
@@ -185,6 +186,10 @@ class WordGaps(_HeldOutClips):
 
     groups: list[_GapGroup]
 
+    def __init__(self, groups: list[_GapGroup], wording: Wording = "train"):
+        super().__init__(groups)
+        self.wording = wording
+
     @classmethod
     @torch.no_grad()
     def build(
@@ -194,9 +199,14 @@ class WordGaps(_HeldOutClips):
         text_encoder: TextEncoder,
         sizes: tuple[str, ...] = SIZES,
         seed: int = 0,
+        wording: Wording = "train",
     ) -> WordGaps:
         """`clips` single-object clips of Shapes World's eval-seen split (never trained on),
-        spread over `sizes` as evenly as they divide, with their captions and fixed noise."""
+        spread over `sizes` as evenly as they divide, with their captions and fixed noise.
+
+        `wording="heldout"` writes the captions in the held-out wording, whose words no training
+        caption uses: its gaps show whether the model hears those words (eval-wording's question)
+        on the same clips and noise."""
         from vidora.world.splits import clip_size, get_clip
 
         rng = np.random.default_rng(seed)
@@ -217,7 +227,7 @@ class WordGaps(_HeldOutClips):
                 continue
             captions, wrong = [], {a: [] for a in ATTRIBUTES}
             for clip in size_clips:
-                true, swapped = _caption_pair(clip.scene, rng)
+                true, swapped = _caption_pair(clip.scene, rng, wording)
                 captions.append(true)
                 for attribute, caption in swapped.items():
                     wrong[attribute].append(caption)
@@ -232,7 +242,7 @@ class WordGaps(_HeldOutClips):
                     wrong_text={a: _encode(text_encoder, c) for a, c in wrong.items()},
                 )
             )
-        return cls(groups)
+        return cls(groups, wording)
 
     @torch.no_grad()
     def gaps(self, model: nn.Module) -> dict[str, float]:
@@ -248,10 +258,14 @@ class WordGaps(_HeldOutClips):
         return {a: 100.0 * (wrong_total[a] / true_total - 1.0) for a in ATTRIBUTES}
 
 
-def _caption_pair(scene: Scene, rng: np.random.Generator) -> tuple[str, dict[str, str]]:
+def _caption_pair(
+    scene: Scene, rng: np.random.Generator, wording: Wording
+) -> tuple[str, dict[str, str]]:
     """A caption of a one-object scene, and per attribute the same words with that attribute
-    replaced by a random other value (a wording is drawn until it names all four)."""
-    from vidora.world.captions import write_caption
+    replaced by a random other value (a wording is drawn until it names all four, and each
+    swapped caption asks for what the true one does with that attribute alone changed: in a
+    wording whose synonym lists differ in length, the same seed can pick other words)."""
+    from vidora.world.captions import parse_prompt, write_caption
 
     (obj,) = scene.objects
     wrong_scenes = {}
@@ -260,14 +274,23 @@ def _caption_pair(scene: Scene, rng: np.random.Generator) -> tuple[str, dict[str
         wrong_scenes[attribute] = replace(scene, objects=(replace(obj, **{attribute: other}),))
     for _ in range(_WORDING_TRIES):
         words = int(rng.integers(2**31))
-        true = write_caption(scene, np.random.default_rng(words))
+        true = write_caption(scene, np.random.default_rng(words), wording)
         swapped = {
-            a: write_caption(wrong, np.random.default_rng(words))
+            a: write_caption(wrong, np.random.default_rng(words), wording)
             for a, wrong in wrong_scenes.items()
         }
-        if all(caption != true for caption in swapped.values()):
+        (asked,) = parse_prompt(true).objects
+        if asked.size is not None and all(
+            parse_prompt(caption).objects == (replace(asked, **{a: _value(wrong_scenes[a], a)}),)
+            for a, caption in swapped.items()
+        ):
             return true, swapped
     raise RuntimeError(f"no wording of {true!r} names all of {', '.join(ATTRIBUTES)}")
+
+
+def _value(scene: Scene, attribute: str) -> str:
+    """The one object's value of `attribute`."""
+    return getattr(scene.objects[0], attribute)
 
 
 def _encode(text_encoder: TextEncoder, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
