@@ -1,4 +1,5 @@
-"""The `vidora` command line: generate, judge, world, train, eval, eval-vae, serve, worker, keys.
+"""The `vidora` command line: generate, judge, world, train, eval, eval-vae, eval-text, serve,
+worker, keys.
 
 Commands are thin: they parse arguments, call the library, and print. Heavy imports
 (torch, the server) happen inside the commands so that `vidora --help` stays instant.
@@ -374,6 +375,42 @@ def eval_vae(
         "round_trip": round_trip_check(vae, count, seed),
         "shape_salience": shape_salience(vae),
     }
+    text = json.dumps(figures, indent=2)
+    typer.echo(text)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text + "\n")
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command("eval-text")
+def eval_text(
+    text_encoder: str = typer.Option(
+        "minilm",
+        "--text-encoder",
+        metavar="NAME",
+        help="'minilm' (the built-in one) or the folder of a Hugging Face encoder.",
+    ),
+    count: int = typer.Option(400, "-n", "--count", min=10, help="Captions per wording."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the captions' scenes and words."),
+    output: str | None = typer.Option(
+        None, "-o", "--output", metavar="FILE.json", help="Also write the figures here."
+    ),
+) -> None:
+    """Score a text encoder alone: does it put Shapes World's held-out words where the training
+    words of the same meaning are? (A ridge readout of its token states, per attribute.)"""
+    import json
+    from pathlib import Path
+
+    from vidora.eval.wording import wording_probe
+    from vidora.models.text_encoder import load_text_encoder
+
+    try:
+        encoder = load_text_encoder(text_encoder)
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--text-encoder") from None
+    figures = {"text_encoder": text_encoder, "count": count, "seed": seed}
+    figures.update(wording_probe(encoder, count, seed))
     text = json.dumps(figures, indent=2)
     typer.echo(text)
     if output:

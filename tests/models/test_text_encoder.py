@@ -50,6 +50,11 @@ def test_native_minilm_equals_transformers(minilm: TextEncoder) -> None:
     path_states, path_mask = via_path.encode(PROMPTS)
     assert torch.equal(path_mask, mask)
     torch.testing.assert_close(path_states, states, atol=1e-4, rtol=1e-4)
+    for special_tokens in (True, False):  # the ids each branch reads, as the wording probe counts
+        assert via_path.token_ids(PROMPTS[0], special_tokens) == minilm.token_ids(
+            PROMPTS[0], special_tokens
+        )
+    assert minilm.token_ids(PROMPTS[0]) == ids[0][mask[0]].tolist()
 
 
 def test_minilm_and_tiny_random_load_without_transformers() -> None:

@@ -270,6 +270,12 @@ class TextEncoder(nn.Module):
             model = BertEncoder(cfg)
         return cls(tokenizer, model, "tiny-random", max_length)
 
+    def token_ids(self, text: str, special_tokens: bool = True) -> list[int]:
+        """The token ids `encode` reads for `text` (with or without [CLS] and [SEP])."""
+        if isinstance(self.model, BertEncoder):
+            return self.tokenizer.encode(text, add_special_tokens=special_tokens).ids
+        return self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
+
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> token states (B, L, dim) float32 and mask (B, L) bool (True: a real token)."""
