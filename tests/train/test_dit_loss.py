@@ -1,5 +1,5 @@
 """The DiT's training loss: objects found in the latent, and weighted by foreground_weight;
-the noise `text_noise` puts on the token states."""
+the noise `text_noise` puts on the token states and the tokens `text_token_dropout` hides."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import replace
 import torch
 
 from vidora.train.config import DiTTrainConfig
-from vidora.train.dit import dit_loss, jitter_text, latent_foreground
+from vidora.train.dit import dit_loss, drop_tokens, jitter_text, latent_foreground
 
 
 def _canvas_with_object() -> torch.Tensor:
@@ -84,3 +84,13 @@ def test_jitter_text_noises_the_real_tokens_alone() -> None:
     assert abs(noise[text_mask].std().item() - 0.2) < 0.01  # 1,472 draws of std 0.2
     again = jitter_text(text, text_mask, 0.2, torch.Generator().manual_seed(0))
     assert torch.equal(again, jittered)  # the run's generator decides it, so a resume repeats it
+
+
+def test_drop_tokens_hides_real_tokens_but_the_first() -> None:
+    text_mask = torch.arange(40)[None] < torch.tensor([[2], [25], [40]])  # (3, 40)
+    dropped = drop_tokens(text_mask, 0.25, torch.Generator().manual_seed(0))
+    assert not (dropped & ~text_mask).any()  # padding stays padding
+    assert dropped[:, 0].all()  # [CLS] is always kept
+    hidden = (text_mask & ~dropped)[:, 1:].sum().item() / text_mask[:, 1:].sum().item()
+    assert 0.15 < hidden < 0.35  # 64 real tokens, each hidden with probability 0.25
+    assert torch.equal(drop_tokens(text_mask, 0.0, torch.Generator()), text_mask)

@@ -83,6 +83,7 @@ def test_dit_stage_trains_on_the_vae_and_releases_a_pipeline(vae_run: Path, tmp_
             "word_gap_clips=3",
             "val_every=2",
             "text_noise=0.2",
+            "text_token_dropout=0.1",
         ],
     )
     out = dit_stage.main(cfg)

@@ -132,6 +132,10 @@ class DiTTrainConfig:
     have a per-dimension std of about 0.3). Training on noisy inputs is a ridge penalty in
     another form (Bishop, 1995): the DiT learns a smoother readout of the states, so a word it
     never saw, whose states lie near a trained synonym's, is read like it. 0: off."""
+    text_token_dropout: float = 0.0
+    """Share of each caption's tokens (all but the first, [CLS]) hidden from the DiT in
+    training, each on its own draw: it learns to draw from what is left when a word is missing
+    or one it cannot read, where otherwise every caption names everything. 0: off."""
     val_clips: int = 64
     """Held-out clips whose flow loss (fixed noise and times) is logged as `val_loss`; 0: off."""
     word_gap_clips: int = 48

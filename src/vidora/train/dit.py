@@ -237,6 +237,14 @@ def jitter_text(
     return text + std * noise * text_mask[..., None]
 
 
+def drop_tokens(text_mask: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """The mask (B, L) with each real token but the first hidden with probability `share`, so
+    no caption is left with nothing to attend to."""
+    keep = torch.rand(text_mask.shape, generator=generator) >= share  # (B, L)
+    keep[:, 0] = True
+    return text_mask & keep.to(text_mask.device)
+
+
 def dit_loss(
     model: torch.nn.Module,
     latents: torch.Tensor,
@@ -355,6 +363,8 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         text, text_mask = text_encoder.encode(captions)
         if cfg.text_noise:
             text = jitter_text(text, text_mask, cfg.text_noise, generator)
+        if cfg.text_token_dropout:
+            text_mask = drop_tokens(text_mask, cfg.text_token_dropout, generator)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
         with autocast(cfg.autocast, dist.device):
