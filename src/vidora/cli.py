@@ -340,6 +340,25 @@ def eval_model(
     typer.echo(f"wrote {output}/metrics.json")
 
 
+FIGURES_OUTPUT = typer.Option(
+    None, "-o", "--output", metavar="FILE.json", help="Also write the figures here."
+)
+"""The scoring commands' (eval-vae, eval-text) optional JSON file."""
+
+
+def _print_figures(figures: dict, output: str | None) -> None:
+    """Print a scoring command's figures as JSON, and write them to `output` if one is named."""
+    import json
+    from pathlib import Path
+
+    text = json.dumps(figures, indent=2)
+    typer.echo(text)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text + "\n")
+        typer.echo(f"wrote {output}", err=True)
+
+
 @app.command("eval-vae")
 def eval_vae(
     checkpoint: str | None = typer.Option(
@@ -350,15 +369,10 @@ def eval_vae(
     ),
     count: int = typer.Option(96, "-n", "--count", min=1, help="Eval-seen clips to round-trip."),
     seed: int = typer.Option(0, "--seed", help="Eval-seen split seed."),
-    output: str | None = typer.Option(
-        None, "-o", "--output", metavar="FILE.json", help="Also write the figures here."
-    ),
+    output: str | None = FIGURES_OUTPUT,
 ) -> None:
     """Score a VAE alone: its round trip judged (the ceiling of any DiT on its latents), and
     how far a shape change moves its latent against a colour change (what the DiT's loss sees)."""
-    import json
-    from pathlib import Path
-
     from vidora.eval.vae import round_trip_check, shape_salience
     from vidora.pipelines.text_to_video import builtin_weights
     from vidora.train.vae import load_vae
@@ -375,12 +389,7 @@ def eval_vae(
         "round_trip": round_trip_check(vae, count, seed),
         "shape_salience": shape_salience(vae),
     }
-    text = json.dumps(figures, indent=2)
-    typer.echo(text)
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text + "\n")
-        typer.echo(f"wrote {output}", err=True)
+    _print_figures(figures, output)
 
 
 @app.command("eval-text")
@@ -393,15 +402,10 @@ def eval_text(
     ),
     count: int = typer.Option(400, "-n", "--count", min=10, help="Captions per wording."),
     seed: int = typer.Option(0, "--seed", help="Seed of the captions' scenes and words."),
-    output: str | None = typer.Option(
-        None, "-o", "--output", metavar="FILE.json", help="Also write the figures here."
-    ),
+    output: str | None = FIGURES_OUTPUT,
 ) -> None:
     """Score a text encoder alone: does it put Shapes World's held-out words where the training
     words of the same meaning are? (A ridge readout of its token states, per attribute.)"""
-    import json
-    from pathlib import Path
-
     from vidora.eval.wording import wording_probe
     from vidora.models.text_encoder import load_text_encoder
 
@@ -411,12 +415,7 @@ def eval_text(
         raise typer.BadParameter(str(error), param_hint="--text-encoder") from None
     figures = {"text_encoder": text_encoder, "count": count, "seed": seed}
     figures.update(wording_probe(encoder, count, seed))
-    text = json.dumps(figures, indent=2)
-    typer.echo(text)
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text + "\n")
-        typer.echo(f"wrote {output}", err=True)
+    _print_figures(figures, output)
 
 
 def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:
