@@ -80,10 +80,10 @@ def phrase_tokens(encoder: TextEncoder, caption: str, match: re.Match) -> slice:
     plain = encoder.token_ids(caption, special_tokens=False)
     lead = next(k for k in range(len(ids) - len(plain) + 1) if ids[k : k + len(plain)] == plain)
     start = len(encoder.token_ids(caption[: match.start()].rstrip(), special_tokens=False))
-    end = len(encoder.token_ids(caption[: match.end()], special_tokens=False))
-    if plain[:end] != encoder.token_ids(caption[: match.end()], special_tokens=False):
+    through = encoder.token_ids(caption[: match.end()], special_tokens=False)
+    if plain[: len(through)] != through:
         raise ValueError(f"{encoder.name}: {caption!r} does not split at {match.group()!r}")
-    return slice(lead + start, lead + end)
+    return slice(lead + start, lead + len(through))
 
 
 def examples(
@@ -136,20 +136,20 @@ def read(
 
 
 def synonym_out_accuracy(train: list[Example], penalty: float) -> float:
-    """Each training phrase named by a readout fitted on the other phrases' examples."""
+    """Each training phrase named by a readout fitted on the other phrases' examples (concepts
+    with one phrase are left out: with it gone, nothing of theirs is left to learn from)."""
+    phrases = {c: {e.phrase for e in train if e.concept == c} for c in {e.concept for e in train}}
+    learnable = [e for e in train if len(phrases[e.concept]) > 1]
     right = 0
-    for phrase in {e.phrase for e in train}:
+    for phrase in {e.phrase for e in learnable}:
         fit = [e for e in train if e.phrase != phrase]
         test = [e for e in train if e.phrase == phrase]
-        if {e.concept for e in test} - {e.concept for e in fit}:
-            continue  # a concept with one phrase cannot be left out and still be learned
         readout = ridge_readout(
             torch.stack([e.state for e in fit]), [e.concept for e in fit], penalty
         )
         named = read(*readout, torch.stack([e.state for e in test]))
         right += sum(n == e.concept for n, e in zip(named, test, strict=True))
-    counted = [e for e in train if len({f.phrase for f in train if f.concept == e.concept}) > 1]
-    return right / max(len(counted), 1)
+    return right / max(len(learnable), 1)
 
 
 def probe_attribute(train: list[Example], heldout: list[Example]) -> dict[str, float]:

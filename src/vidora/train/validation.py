@@ -268,10 +268,14 @@ def _caption_pair(
     from vidora.world.captions import parse_prompt, write_caption
 
     (obj,) = scene.objects
-    wrong_scenes = {}
-    for attribute, values in ATTRIBUTES.items():
-        other = str(rng.choice([v for v in values if v != getattr(obj, attribute)]))
-        wrong_scenes[attribute] = replace(scene, objects=(replace(obj, **{attribute: other}),))
+    others = {
+        attribute: str(rng.choice([v for v in values if v != getattr(obj, attribute)]))
+        for attribute, values in ATTRIBUTES.items()
+    }
+    wrong_scenes = {
+        attribute: replace(scene, objects=(replace(obj, **{attribute: other}),))
+        for attribute, other in others.items()
+    }
     for _ in range(_WORDING_TRIES):
         words = int(rng.integers(2**31))
         true = write_caption(scene, np.random.default_rng(words), wording)
@@ -281,16 +285,11 @@ def _caption_pair(
         }
         (asked,) = parse_prompt(true).objects
         if asked.size is not None and all(
-            parse_prompt(caption).objects == (replace(asked, **{a: _value(wrong_scenes[a], a)}),)
+            parse_prompt(caption).objects == (replace(asked, **{a: others[a]}),)
             for a, caption in swapped.items()
         ):
             return true, swapped
     raise RuntimeError(f"no wording of {true!r} names all of {', '.join(ATTRIBUTES)}")
-
-
-def _value(scene: Scene, attribute: str) -> str:
-    """The one object's value of `attribute`."""
-    return getattr(scene.objects[0], attribute)
 
 
 def _encode(text_encoder: TextEncoder, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
