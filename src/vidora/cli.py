@@ -418,6 +418,23 @@ def eval_text(
     _print_figures(figures, output)
 
 
+@app.command("eval-compare")
+def eval_compare(
+    a_dir: str = typer.Argument(..., metavar="A_DIR", help="One `vidora eval -o` folder."),
+    b_dir: str = typer.Argument(..., metavar="B_DIR", help="Another, of the same protocol."),
+    output: str | None = FIGURES_OUTPUT,
+) -> None:
+    """Compare two eval runs prompt by prompt: whole prompts right for each, who alone got
+    which, McNemar's exact p and a bootstrap spread of the difference (is A better than B?)."""
+    from vidora.eval.compare import compare_runs
+
+    try:
+        figures = compare_runs(a_dir, b_dir)
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="A_DIR / B_DIR") from None
+    _print_figures(figures, output)
+
+
 def _train(stage: str, config: str | None, overrides: list[str] | None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
