@@ -343,7 +343,7 @@ def eval_model(
 FIGURES_OUTPUT = typer.Option(
     None, "-o", "--output", metavar="FILE.json", help="Also write the figures here."
 )
-"""The scoring commands' (eval-vae, eval-text) optional JSON file."""
+"""The scoring commands' (eval-vae, eval-text, eval-compare) optional JSON file."""
 
 
 def _print_figures(figures: dict, output: str | None) -> None:

@@ -52,12 +52,12 @@ def compare_runs(
     keys = sorted(set(a) & set(b))
     if not keys:
         raise ValueError(f"{a_dir} and {b_dir} judged no prompt in common (splits, seeds, count)")
-    changed = [k for k in keys if a[k][0] != b[k][0]]
-    if changed:
-        split, s, i = changed[0]
+    changed = next((k for k in keys if a[k][0] != b[k][0]), None)
+    if changed is not None:
+        split, s, i = changed
         raise ValueError(
             f"the runs judged different prompts ({split}, seed {s}, prompt {i}: "
-            f"{a[changed[0]][0]!r} against {b[changed[0]][0]!r}); compare runs of one protocol"
+            f"{a[changed][0]!r} against {b[changed][0]!r}); compare runs of one protocol"
         )
     rng = np.random.default_rng(seed)
     report: dict = {"a": str(a_dir), "b": str(b_dir), "splits": {}}
