@@ -119,3 +119,60 @@ def test_bad_input_says_what_to_fix(tmp_path: Path) -> None:
         TextEncoder.tiny_random(dim=31)
     with pytest.raises(ValueError, match="at least one prompt"):
         TextEncoder.tiny_random().encode([])
+
+
+def test_a_vocabulary_subset_stands_in_for_minilm_on_shapes_world_captions(
+    minilm: TextEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from vidora.models.text_encoder import BUILTIN_ENV, write_vocabulary_subset
+    from vidora.world.captions import caption_vocabulary, write_caption
+    from vidora.world.scene import sample_scene
+
+    kept = write_vocabulary_subset(builtin_path(), tmp_path / "subset", caption_vocabulary())
+    assert 100 < kept < 1000  # a few hundred of MiniLM's 30,522 tokens
+    stored = sum(f.stat().st_size for f in (tmp_path / "subset").iterdir())
+    whole = sum(f.stat().st_size for f in builtin_path().iterdir() if f.is_file())
+    assert stored < whole / 3
+
+    monkeypatch.setenv(BUILTIN_ENV, str(tmp_path / "subset"))
+    subset = TextEncoder.load("minilm")  # the name configs and releases store
+    assert subset.name == "minilm"
+    rng = np.random.default_rng(0)
+    captions = [
+        write_caption(
+            sample_scene(rng, "64x64", held_out=("exclude", "require")[i % 2]),
+            rng,
+            ("train", "heldout")[i % 3 == 0],
+        )
+        for i in range(300)
+    ]
+    for start in range(0, len(captions), 100):  # every caption of both wordings encodes
+        batch = captions[start : start + 100]
+        (expected, mask), (got, got_mask) = minilm.encode(batch), subset.encode(batch)
+        assert torch.equal(mask, got_mask)
+        error = ((got - expected) * mask[..., None]).norm() / (expected * mask[..., None]).norm()
+        assert error < 2e-3  # float16 weights; the whole encoder's float32 states
+    with pytest.raises(ValueError, match="vocabulary subset of .* tokens, without 'elephant'"):
+        subset.encode(["a red elephant moving left on a black background"])
+
+
+def test_the_subset_command_writes_one_and_refuses_to_cut_a_subset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from vidora.cli import app
+
+    texts = tmp_path / "captions.txt"
+    texts.write_text("a purple elephant juggling\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["train", "text-subset", str(tmp_path / "s"), "--texts", str(texts)]
+    )
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("VIDORA_MINILM", str(tmp_path / "s"))
+    states, _ = TextEncoder.load("minilm").encode(["a purple elephant juggling"])
+    assert states.shape[0] == 1 and torch.isfinite(states).all()  # its words were kept
+    result = CliRunner().invoke(app, ["train", "text-subset", str(tmp_path / "t")])
+    assert result.exit_code == 2 and "unset VIDORA_MINILM" in result.output

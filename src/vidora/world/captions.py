@@ -295,6 +295,22 @@ _LOOKUP: dict[tuple[str, ...], tuple[str, str]] = {
 }
 
 
+def caption_vocabulary() -> list[str]:
+    """Every phrase a caption of either wording can hold (templates without their fields, and
+    every table's words) and every word the parser knows: the texts whose tokens a text
+    encoder's vocabulary subset must keep to encode any Shapes World caption."""
+    texts = [
+        re.sub(r"\{\w+\}", " ", t) for w in WORDINGS for n in TEMPLATES[w] for t in TEMPLATES[w][n]
+    ]
+    for wording in WORDINGS:
+        for table in (SHAPE_WORDS, BACKGROUND_WORDS, SIZE_WORDS):
+            texts += [p for phrases in table[wording].values() for p in phrases]
+        texts += [p for forms in MOTION_PHRASES[wording].values() for form in forms for p in form]
+    texts += list(COLOURS) + list(BACKGROUND_NOUNS) + list(_BACKGROUND_NOUNS) + ["a", "an"]
+    texts += [phrase for table in _KEYWORDS.values() for phrase in table]
+    return texts + [_sentence_case(t.strip() + ".") for t in texts]
+
+
 @dataclass(frozen=True)
 class _Hit:
     position: int
