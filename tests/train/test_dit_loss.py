@@ -1,5 +1,6 @@
 """The DiT's training loss: objects found in the latent, and weighted by foreground_weight;
-the noise `text_noise` puts on the token states and the tokens `text_token_dropout` hides."""
+the noise `text_noise` puts on the token states and the tokens `text_token_dropout` hides; the
+shape contrast and the wrong-shape captions it reads."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ from dataclasses import replace
 
 import torch
 
-from vidora.train.config import DiTTrainConfig
-from vidora.train.dit import dit_loss, drop_tokens, jitter_text, latent_foreground
+from vidora.train.config import DataConfig, DiTTrainConfig
+from vidora.train.dit import (
+    CaptionedLatents,
+    LatentCache,
+    WrongText,
+    dit_loss,
+    drop_tokens,
+    jitter_text,
+    latent_foreground,
+)
+from vidora.world.captions import parse_prompt
 
 
 def _canvas_with_object() -> torch.Tensor:
@@ -94,3 +104,55 @@ def test_drop_tokens_hides_real_tokens_but_the_first() -> None:
     hidden = (text_mask & ~dropped)[:, 1:].sum().item() / text_mask[:, 1:].sum().item()
     assert 0.15 < hidden < 0.35  # 64 real tokens, each hidden with probability 0.25
     assert torch.equal(drop_tokens(text_mask, 0.0, torch.Generator()), text_mask)
+
+
+class _ErrorFromText(torch.nn.Module):
+    """Off the true velocity on the object by the first number of each clip's token states."""
+
+    def __init__(self, latents: torch.Tensor, noise: torch.Tensor) -> None:
+        super().__init__()
+        self.target = latents - noise
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.object = latent_foreground(latents).float()
+
+    def forward(self, x, t, text, text_mask, cond):
+        n = x.shape[0]
+        error = text[:, 0, 0].view(n, 1, 1, 1, 1)
+        return self.target.expand(n, -1, -1, -1, -1) + error * self.object
+
+
+def test_shape_contrast_charges_a_wrong_caption_that_costs_too_little() -> None:
+    latents = _canvas_with_object()
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    model = _ErrorFromText(latents, noise)
+    text, text_mask = torch.ones(1, 4, 16), torch.ones(1, 4, dtype=torch.bool)
+    cfg = replace(DiTTrainConfig(), cond_prob=0.0, shape_contrast=0.5, shape_contrast_max_t=1.0)
+
+    def loss(wrong_error: float, used: bool = True) -> float:
+        wrong_text = torch.full((1, 6, 16), wrong_error)  # another length: padded to one pass
+        wrong = WrongText(wrong_text, torch.ones(1, 6, dtype=torch.bool), torch.tensor([used]))
+        generator = torch.Generator().manual_seed(0)
+        return dit_loss(model, latents, text, text_mask, cfg, generator, None, wrong).item()
+
+    share = 4 / 64  # the true caption's loss: error 1 on the object's positions
+    assert abs(loss(1.0) - (share + 0.5 * 1.0)) < 1e-5  # the same loss: the whole margin charged
+    assert abs(loss(1.2) - (share + 0.5 * (1.0 - 0.44))) < 1e-5  # a rise of 44%: the rest
+    assert abs(loss(2.0) - share) < 1e-5  # four times the loss: past the margin, no charge
+    assert abs(loss(1.0, used=False) - share) < 1e-5  # a dropped caption: nothing to contrast
+    cfg = replace(cfg, shape_contrast_max_t=0.0)
+    assert abs(loss(1.0) - share) < 1e-5  # a clip nearer the data than max_t: not charged
+
+
+def test_wrong_shape_captions_change_one_shape_word_alone() -> None:
+    data = DataConfig(sizes=("64x64",), frames=(33,), frame_weights=(1.0,))
+    cache = LatentCache({"64x64": torch.zeros(40, 8, 9, 8, 8)}, {"64x64": list(range(40))}, data)
+    latents, captions, wrong, size = CaptionedLatents(cache, seed=3).draw_with_wrong_shapes(40)
+    assert latents.shape == (40, 8, 9, 8, 8) and size == "64x64"
+    for true, swapped in zip(captions, wrong, strict=True):
+        a, b = parse_prompt(true), parse_prompt(swapped)
+        assert a.background == b.background and len(a.objects) == len(b.objects)
+        changed = [(x, y) for x, y in zip(a.objects, b.objects, strict=True) if x != y]
+        assert len(changed) == 1, (true, swapped)
+        ((x, y),) = changed
+        assert x.shape != y.shape and replace(x, shape=y.shape) == y
+        assert sum(u != v for u, v in zip(true.split(), swapped.split(), strict=True)) == 1

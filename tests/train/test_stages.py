@@ -107,6 +107,38 @@ def test_dit_stage_trains_on_the_vae_and_releases_a_pipeline(vae_run: Path, tmp_
         )
 
 
+def test_a_shape_contrast_run_trains_and_resumes(vae_run: Path, tmp_path: Path) -> None:
+    def cfg(steps: int) -> DiTTrainConfig:
+        return load_config(
+            DiTTrainConfig,
+            None,
+            [
+                f"run_dir={tmp_path}",
+                f"vae_checkpoint={vae_run / 'vae.safetensors'}",
+                "text_encoder=tiny-random",
+                "preset=tiny",
+                f"steps={steps}",
+                "batch_size=2",
+                "cache_clips=6",
+                "log_every=1",
+                "save_every=2",
+                "warmup=1",
+                "val_clips=0",
+                "word_gap_clips=0",
+                "shape_contrast=0.5",
+            ],
+        )
+
+    dit_stage.main(cfg(2))
+    dit_stage.main(cfg(3))  # resumed: the draws replayed with their wrong-shape captions
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3] and all(
+        np.isfinite(r["loss"]) for r in records
+    )
+    with pytest.raises(ValueError, match="shape_contrast needs Shapes World"):
+        dit_stage.main(replace(cfg(3), data=replace(cfg(3).data, source=str(tmp_path))))
+
+
 def test_config_overrides_and_errors(tmp_path: Path) -> None:
     cfg = load_config(DiTTrainConfig, None, ["steps=7", "data.sizes=[64x64]"])
     assert cfg.steps == 7 and cfg.data.sizes == ("64x64",)

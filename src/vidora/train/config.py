@@ -136,6 +136,19 @@ class DiTTrainConfig:
     """Share of each caption's tokens (all but the first, [CLS]) hidden from the DiT in
     training, each on its own draw: it learns to draw from what is left when a word is missing
     or one it cannot read, where otherwise every caption names everything. 0: off."""
+    shape_contrast: float = 0.0
+    """Weight of a contrastive term (Shapes World runs only): each clip's flow loss is taken
+    again with its caption naming one object's shape wrongly, every other word the same, and
+    the term charges where that loss is not `shape_contrast_margin` above the true caption's
+    (relative). The plain loss barely tells a square's flow from a circle's, which differ in a
+    few latent cells; this asks the DiT for the difference. 0: off; on, a step costs a second
+    pass of the DiT."""
+    shape_contrast_margin: float = 1.0
+    """The rise a wrong shape word should cost, in units of the batch's mean flow loss (1: as
+    much again; the word gaps report such a rise in percent, `gap_shape`)."""
+    shape_contrast_max_t: float = 0.5
+    """The contrast is charged on clips at times up to this (0 is noise, 1 the data): where the
+    outline is still being decided, not where the noisy clip already shows it."""
     val_clips: int = 64
     """Held-out clips whose flow loss (fixed noise and times) is logged as `val_loss`; 0: off."""
     word_gap_clips: int = 48

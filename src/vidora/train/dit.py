@@ -19,15 +19,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 
-from vidora.flow import flow_loss, interpolate, sample_timesteps
+from vidora.flow import flow_loss, interpolate, sample_timesteps, velocity_target
 from vidora.models.dit import DIT_PRESETS, DiT, DiTConfig
 from vidora.models.text_encoder import load_text_encoder
 from vidora.models.vae import VideoVAE
@@ -47,6 +48,7 @@ from vidora.train.runtime import LossLog, autocast, learning_rate
 from vidora.train.vae import load_vae, release_weights
 from vidora.train.validation import FlowValidation, WordGaps, validation_data
 from vidora.world.scene import Scene
+from vidora.world.spec import SHAPES
 from vidora.world.splits import clip_frames
 
 Progress = Callable[[int, int, dict], None]
@@ -171,23 +173,52 @@ class CaptionedLatents:
 
     def draw(self, batch_size: int) -> tuple[torch.Tensor, list[str], str]:
         from vidora.world.captions import write_caption
-        from vidora.world.splits import get_clip
 
+        latents, keys, size = self._draw_clips(batch_size)
+        if self.cache.data.source != "shapes":
+            return latents, [self.folder_captions[key] for key in keys], size
+        wording = self._wording()
+        return latents, [write_caption(s, self.rng, wording) for s in self._scenes(keys)], size
+
+    def draw_with_wrong_shapes(
+        self, batch_size: int
+    ) -> tuple[torch.Tensor, list[str], list[str], str]:
+        """A Shapes World batch, and each caption again with one object's shape named wrongly
+        (the same template and words: both captions are written from one word seed)."""
+        from vidora.world.captions import write_caption
+
+        latents, keys, size = self._draw_clips(batch_size)
+        wording = self._wording()
+        captions, wrong = [], []
+        for scene in self._scenes(keys):
+            k = int(self.rng.integers(len(scene.objects)))
+            obj = scene.objects[k]
+            other = str(self.rng.choice([s for s in SHAPES if s != obj.shape]))
+            objects = list(scene.objects)
+            objects[k] = replace(obj, shape=other)
+            words = int(self.rng.integers(2**63))
+            captions.append(write_caption(scene, np.random.default_rng(words), wording))
+            wrong_scene = replace(scene, objects=tuple(objects))
+            wrong.append(write_caption(wrong_scene, np.random.default_rng(words), wording))
+        return latents, captions, wrong, size
+
+    def _draw_clips(self, batch_size: int) -> tuple[torch.Tensor, list[int], str]:
         size = self.sizes[self.bucket_rng.integers(len(self.sizes))]
         rows = self.rng.integers(len(self.cache.latents[size]), size=batch_size)
         latents = self.cache.latents[size][torch.from_numpy(rows)].float()  # (B, z, F, h, w)
+        return latents, [int(self.cache.keys[size][r]) for r in rows], size
+
+    def _wording(self) -> str:
+        return "heldout" if self.cache.data.split == "eval-wording" else "train"
+
+    def _scenes(self, keys: list[int]) -> list[Scene]:
+        from vidora.world.splits import get_clip
+
         data = self.cache.data
-        keys = [int(self.cache.keys[size][r]) for r in rows]
-        if data.source == "shapes":
-            wording = "heldout" if data.split == "eval-wording" else "train"
-            for key in keys:
-                if key not in self.scenes:
-                    self.scenes[key] = get_clip(data.split, key, data.seed).scene
-            scenes = [self.scenes[key] for key in keys]
-            captions = [write_caption(scene, self.rng, wording) for scene in scenes]
-        else:
-            captions = [self.folder_captions[key] for key in keys]
-        return latents, captions, size
+        for key in keys:
+            if key not in self.scenes:
+                self.scenes[key] = get_clip(data.split, key, data.seed).scene
+        return [self.scenes[key] for key in keys]
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,6 +276,18 @@ def drop_tokens(text_mask: torch.Tensor, share: float, generator: torch.Generato
     return text_mask & keep.to(text_mask.device)
 
 
+@dataclass(frozen=True)
+class WrongText:
+    """Token states of the batch's captions with a wrong shape word, for `shape_contrast`."""
+
+    text: torch.Tensor
+    """(B, L', D) token states."""
+    mask: torch.Tensor
+    """(B, L') bool: real tokens."""
+    used: torch.Tensor
+    """(B,) bool: clips whose true caption was kept (a dropped caption has no shape to swap)."""
+
+
 def dit_loss(
     model: torch.nn.Module,
     latents: torch.Tensor,
@@ -253,9 +296,12 @@ def dit_loss(
     cfg: DiTTrainConfig,
     generator: torch.Generator,
     noise_generator: torch.Generator | None = None,
+    wrong: WrongText | None = None,
 ) -> torch.Tensor:
     """Flow-matching loss on a batch of clean latents (B, z, F, h, w), the positions weighted by
-    `cfg.foreground_weight` where they hold an object, and clean given frames left out.
+    `cfg.foreground_weight` where they hold an object, and clean given frames left out; with
+    `wrong`, plus `cfg.shape_contrast` times the hinge on each clip's relative loss rise under
+    its wrong-shape caption.
 
     Timesteps and conditioning come from the CPU `generator`; the noise from `noise_generator`
     (default: that one), which on a GPU lives there so the noise is drawn where it is used.
@@ -270,14 +316,58 @@ def dit_loss(
     cond = conditioning_mask(b, f, cfg.cond_prob, generator).to(device)  # (B, F)
     given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
     x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
-    velocity = model(x_t, t, text, text_mask, cond)
+    if wrong is None:
+        velocity = model(x_t, t, text, text_mask, cond)
+    else:  # both captions in one pass of 2B clips (one forward before each backward, as DDP asks)
+        texts, masks = _pad_tokens(
+            [text, wrong.text.to(device)], [text_mask, wrong.mask.to(device)]
+        )
+        both = model(x_t.repeat(2, 1, 1, 1, 1), t.repeat(2), texts, masks, cond.repeat(2, 1))
+        velocity, wrong_velocity = both.chunk(2)  # (B, z, F, h, w) each
     weight = (~given).float()  # (B, 1, F, 1, 1)
     if cfg.foreground_weight:
         weight = weight * (1.0 + cfg.foreground_weight * latent_foreground(latents).float())
-    return flow_loss(velocity.float(), latents, noise, weight)
+    loss = flow_loss(velocity.float(), latents, noise, weight)
+    if wrong is None or not wrong.used.any():
+        return loss
+    target = velocity_target(latents, noise).float()
+    true_loss = _clip_losses(velocity, target, weight)  # (B,)
+    wrong_loss = _clip_losses(wrong_velocity, target, weight)  # (B,)
+    # The rise in units of the batch's mean loss (a per-clip ratio would blow up on the clips
+    # near the data, whose loss is tiny), charged on the noisier clips alone: near the data the
+    # clip already shows its shape, and the DiT should keep drawing it whatever the caption says.
+    rise = (wrong_loss - true_loss) / true_loss.mean().detach().clamp_min(1e-8)  # (B,)
+    charged = wrong.used.to(device) & (t <= cfg.shape_contrast_max_t)  # (B,)
+    hinge = torch.relu(cfg.shape_contrast_margin - rise) * charged  # (B,)
+    return loss + cfg.shape_contrast * hinge.mean()
+
+
+def _pad_tokens(
+    texts: list[torch.Tensor], masks: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token states (B, L_i, D) and masks (B, L_i) of several batches, padded to the longest
+    (padding is masked out, so attention never sees it) and stacked: (sum B, L, D), (sum B, L)."""
+    length = max(t.shape[1] for t in texts)
+    padded = [F.pad(t, (0, 0, 0, length - t.shape[1])) for t in texts]
+    padded_masks = [F.pad(m, (0, length - m.shape[1])) for m in masks]
+    return torch.cat(padded), torch.cat(padded_masks)
+
+
+def _clip_losses(
+    velocity: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """Each clip's weighted mean squared velocity error, (B,)."""
+    sq = (velocity.float() - target).square() * weight  # (B, z, F, h, w)
+    total = weight.expand_as(sq).flatten(1).sum(1)  # (B,)
+    return sq.flatten(1).sum(1) / total.clamp_min(1e-8)
 
 
 def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
+    if cfg.shape_contrast and cfg.data.source != "shapes":
+        raise ValueError(
+            "shape_contrast needs Shapes World (data.source=shapes): it rewrites "
+            "captions from their scenes"
+        )
     dist = setup_distributed()
     torch.manual_seed(cfg.data.seed)  # same initial weights on every rank
     run_dir = Path(cfg.run_dir)
@@ -347,20 +437,26 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     noise_generator = generator  # on a GPU, a generator there, so noise is drawn where it is used
     if dist.device.type != "cpu":
         noise_generator = torch.Generator(dist.device).manual_seed(seed)
+    contrast = cfg.shape_contrast > 0
+    draw = draws.draw_with_wrong_shapes if contrast else draws.draw
     for _ in range(step):  # replay the draw order so a resumed run sees what it would have seen
-        draws.draw(cfg.batch_size)
+        draw(cfg.batch_size)
 
     # 3. The loop.
     started = time.time()
     if measured and step == 0 and cfg.steps > 0:
         validate()  # where the run starts (a resumed run measured its steps before)
     while step < cfg.steps:
-        latents, captions, size = draws.draw(cfg.batch_size)
+        latents, captions, *wrong_captions, size = draw(cfg.batch_size)
         captions = [
             "" if torch.rand(1, generator=generator).item() < cfg.text_dropout else c
             for c in captions
         ]
         text, text_mask = text_encoder.encode(captions)
+        wrong = None
+        if contrast:
+            wrong_text, wrong_mask = text_encoder.encode(wrong_captions[0])
+            wrong = WrongText(wrong_text, wrong_mask, torch.tensor([c != "" for c in captions]))
         if cfg.text_noise:
             text = jitter_text(text, text_mask, cfg.text_noise, generator)
         if cfg.text_token_dropout:
@@ -368,7 +464,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
         with autocast(cfg.autocast, dist.device):
-            loss = dit_loss(model, latents, text, text_mask, cfg, generator, noise_generator)
+            loss = dit_loss(model, latents, text, text_mask, cfg, generator, noise_generator, wrong)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(dit.parameters(), cfg.grad_clip)
