@@ -64,28 +64,24 @@ def test_vae_stage_resumes_where_it_stopped(vae_run: Path, tmp_path: Path) -> No
     assert steps == [5, 6]
 
 
+def _dit_cfg(run_dir: Path, vae_run: Path, *overrides: str) -> DiTTrainConfig:
+    """A tiny DiT run on the tiny VAE: 2 clips a step, 6 in the cache, a log line a step."""
+    base = [
+        f"run_dir={run_dir}",
+        f"vae_checkpoint={vae_run / 'vae.safetensors'}",
+        "text_encoder=tiny-random",
+        "preset=tiny",
+        "batch_size=2",
+        "cache_clips=6",
+        "log_every=1",
+    ]
+    return load_config(DiTTrainConfig, None, [*base, *overrides])
+
+
 def test_dit_stage_trains_on_the_vae_and_releases_a_pipeline(vae_run: Path, tmp_path: Path) -> None:
-    cfg = load_config(
-        DiTTrainConfig,
-        None,
-        [
-            f"run_dir={tmp_path}",
-            f"vae_checkpoint={vae_run / 'vae.safetensors'}",
-            "text_encoder=tiny-random",
-            "preset=tiny",
-            "steps=3",
-            "batch_size=2",
-            "cache_clips=6",
-            "log_every=1",
-            "save_every=3",
-            "warmup=1",
-            "val_clips=3",
-            "word_gap_clips=3",
-            "val_every=2",
-            "text_noise=0.2",
-            "text_token_dropout=0.1",
-        ],
-    )
+    measured = ["val_clips=3", "word_gap_clips=3", "val_every=2"]
+    text = ["text_noise=0.2", "text_token_dropout=0.1"]
+    cfg = _dit_cfg(tmp_path, vae_run, "steps=3", "save_every=3", "warmup=1", *measured, *text)
     out = dit_stage.main(cfg)
     assert out == tmp_path / "model.safetensors"
     assert (tmp_path / "latents.safetensors").is_file() and (tmp_path / "loss.png").is_file()
@@ -109,25 +105,8 @@ def test_dit_stage_trains_on_the_vae_and_releases_a_pipeline(vae_run: Path, tmp_
 
 def test_a_shape_contrast_run_trains_and_resumes(vae_run: Path, tmp_path: Path) -> None:
     def cfg(steps: int) -> DiTTrainConfig:
-        return load_config(
-            DiTTrainConfig,
-            None,
-            [
-                f"run_dir={tmp_path}",
-                f"vae_checkpoint={vae_run / 'vae.safetensors'}",
-                "text_encoder=tiny-random",
-                "preset=tiny",
-                f"steps={steps}",
-                "batch_size=2",
-                "cache_clips=6",
-                "log_every=1",
-                "save_every=2",
-                "warmup=1",
-                "val_clips=0",
-                "word_gap_clips=0",
-                "shape_contrast=0.5",
-            ],
-        )
+        extra = ["save_every=2", "warmup=1", "val_clips=0", "word_gap_clips=0"]
+        return _dit_cfg(tmp_path, vae_run, f"steps={steps}", *extra, "shape_contrast=0.5")
 
     dit_stage.main(cfg(2))
     dit_stage.main(cfg(3))  # resumed: the draws replayed with their wrong-shape captions
