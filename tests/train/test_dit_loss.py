@@ -143,6 +143,47 @@ def test_shape_contrast_charges_a_wrong_caption_that_costs_too_little() -> None:
     assert abs(loss(1.0) - share) < 1e-5  # a clip nearer the data than max_t: not charged
 
 
+class _ScaledError(_ErrorFromText):
+    """As `_ErrorFromText`, the error scaled by one weight: the loss's gradient says which way
+    training moves the true caption's error."""
+
+    def __init__(self, latents: torch.Tensor, noise: torch.Tensor) -> None:
+        super().__init__(latents, noise)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, t, text, text_mask, cond):
+        n = x.shape[0]
+        error = self.scale * text[:, 0, 0].view(n, 1, 1, 1, 1)
+        return self.target.expand(n, -1, -1, -1, -1) + error * self.object
+
+
+def test_shape_contrast_without_the_wrong_gradient_only_lowers_the_true_loss() -> None:
+    latents = _canvas_with_object()
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    text, text_mask = torch.ones(1, 4, 16), torch.ones(1, 4, dtype=torch.bool)
+    wrong = WrongText(torch.full((1, 4, 16), 1.2), text_mask, torch.tensor([True]))
+    cfg = replace(DiTTrainConfig(), cond_prob=0.0, shape_contrast=0.5, shape_contrast_max_t=1.0)
+
+    def loss_and_grad(wrong_grad: bool) -> tuple[float, float]:
+        model = _ScaledError(latents, noise)
+        run = replace(cfg, shape_contrast_wrong_grad=wrong_grad)
+        generator = torch.Generator().manual_seed(0)  # draws the noise the model knows
+        loss = dit_loss(model, latents, text, text_mask, run, generator, None, wrong)
+        loss.backward()
+        return loss.item(), model.scale.grad.item()
+
+    share = 4 / 64  # loss under error e on the object's positions: share * e^2
+    both_loss, both_grad = loss_and_grad(True)
+    true_loss, true_grad = loss_and_grad(False)
+    assert abs(both_loss - true_loss) < 1e-6  # the same loss, trained differently:
+    # through both captions, a larger error raises the wrong caption's loss faster than the
+    # true one's, and training grows the error (the hinge's pull outweighs the flow loss's)
+    assert abs(both_grad - (2 * share - 0.5 * 2 * (1.2**2 - 1))) < 1e-5
+    assert both_grad < 0
+    # through the true caption alone, the hinge only adds to the pull toward the right velocity
+    assert abs(true_grad - (2 * share + 0.5 * 2)) < 1e-5
+
+
 def test_wrong_shape_captions_change_one_shape_word_alone() -> None:
     data = DataConfig(sizes=("64x64",), frames=(33,), frame_weights=(1.0,))
     cache = LatentCache({"64x64": torch.zeros(40, 8, 9, 8, 8)}, {"64x64": list(range(40))}, data)

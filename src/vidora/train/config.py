@@ -141,14 +141,22 @@ class DiTTrainConfig:
     again with its caption naming one object's shape wrongly, every other word the same, and
     the term charges where that loss is not `shape_contrast_margin` above the true caption's
     (relative). The plain loss barely tells a square's flow from a circle's, which differ in a
-    few latent cells; this asks the DiT for the difference. 0: off; on, a step costs a second
-    pass of the DiT."""
+    few latent cells; this asks the DiT for the difference (on the built-in model it raised
+    the shape gap and drew no more squares: MODEL.md). 0: off; on, a step costs a second pass
+    of the DiT."""
     shape_contrast_margin: float = 1.0
     """The rise a wrong shape word should cost, in units of the batch's mean flow loss (1: as
     much again; the word gaps report such a rise in percent, `gap_shape`)."""
     shape_contrast_max_t: float = 0.5
     """The contrast is charged on clips at times up to this (0 is noise, 1 the data): where the
     outline is still being decided, not where the noisy clip already shows it."""
+    shape_contrast_wrong_grad: bool = True
+    """Whether the contrast trains through the wrong caption's loss as well as the true one's.
+    On (the first form), the DiT can meet the margin by predicting worse under a wrong word
+    rather than better under the right one, and does (MODEL.md, "Tried, not released"); off,
+    the wrong caption's loss is measured without gradient (a no-grad pass, cheaper), so the
+    term only lowers the true caption's loss on the clips whose shape word it does not use:
+    a per-clip weight on the plain loss."""
     val_clips: int = 64
     """Held-out clips whose flow loss (fixed noise and times) is logged as `val_loss`; 0: off."""
     word_gap_clips: int = 48

@@ -318,12 +318,17 @@ def dit_loss(
     x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
     if wrong is None:
         velocity = model(x_t, t, text, text_mask, cond)
-    else:  # both captions in one pass of 2B clips (one forward before each backward, as DDP asks)
+    elif cfg.shape_contrast_wrong_grad:  # both captions in one pass of 2B clips (one forward
+        # with gradient before each backward, as DDP asks)
         texts, masks = _pad_tokens(
             [text, wrong.text.to(device)], [text_mask, wrong.mask.to(device)]
         )
         both = model(x_t.repeat(2, 1, 1, 1, 1), t.repeat(2), texts, masks, cond.repeat(2, 1))
         velocity, wrong_velocity = both.chunk(2)  # (B, z, F, h, w) each
+    else:  # the wrong caption only measured: no graph, no backward through it
+        velocity = model(x_t, t, text, text_mask, cond)
+        with torch.no_grad():
+            wrong_velocity = model(x_t, t, wrong.text.to(device), wrong.mask.to(device), cond)
     weight = (~given).float()  # (B, 1, F, 1, 1)
     if cfg.foreground_weight:
         weight = weight * (1.0 + cfg.foreground_weight * latent_foreground(latents).float())
