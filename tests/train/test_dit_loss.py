@@ -107,17 +107,18 @@ def test_drop_tokens_hides_real_tokens_but_the_first() -> None:
 
 
 class _ErrorFromText(torch.nn.Module):
-    """Off the true velocity on the object by the first number of each clip's token states."""
+    """Off the true velocity on the object by `scale` times the first number of each clip's
+    token states: the loss's gradient on `scale` says which way training moves the error."""
 
     def __init__(self, latents: torch.Tensor, noise: torch.Tensor) -> None:
         super().__init__()
         self.target = latents - noise
-        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.scale = torch.nn.Parameter(torch.ones(()))
         self.object = latent_foreground(latents).float()
 
     def forward(self, x, t, text, text_mask, cond):
         n = x.shape[0]
-        error = text[:, 0, 0].view(n, 1, 1, 1, 1)
+        error = self.scale * text[:, 0, 0].view(n, 1, 1, 1, 1)
         return self.target.expand(n, -1, -1, -1, -1) + error * self.object
 
 
@@ -143,20 +144,6 @@ def test_shape_contrast_charges_a_wrong_caption_that_costs_too_little() -> None:
     assert abs(loss(1.0) - share) < 1e-5  # a clip nearer the data than max_t: not charged
 
 
-class _ScaledError(_ErrorFromText):
-    """As `_ErrorFromText`, the error scaled by one weight: the loss's gradient says which way
-    training moves the true caption's error."""
-
-    def __init__(self, latents: torch.Tensor, noise: torch.Tensor) -> None:
-        super().__init__(latents, noise)
-        self.scale = torch.nn.Parameter(torch.ones(()))
-
-    def forward(self, x, t, text, text_mask, cond):
-        n = x.shape[0]
-        error = self.scale * text[:, 0, 0].view(n, 1, 1, 1, 1)
-        return self.target.expand(n, -1, -1, -1, -1) + error * self.object
-
-
 def test_shape_contrast_without_the_wrong_gradient_only_lowers_the_true_loss() -> None:
     latents = _canvas_with_object()
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
@@ -165,7 +152,7 @@ def test_shape_contrast_without_the_wrong_gradient_only_lowers_the_true_loss() -
     cfg = replace(DiTTrainConfig(), cond_prob=0.0, shape_contrast=0.5, shape_contrast_max_t=1.0)
 
     def loss_and_grad(wrong_grad: bool) -> tuple[float, float]:
-        model = _ScaledError(latents, noise)
+        model = _ErrorFromText(latents, noise)
         run = replace(cfg, shape_contrast_wrong_grad=wrong_grad)
         generator = torch.Generator().manual_seed(0)  # draws the noise the model knows
         loss = dit_loss(model, latents, text, text_mask, run, generator, None, wrong)
