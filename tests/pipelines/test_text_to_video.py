@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vidora.models.vae import VideoVAE
-from vidora.pipelines import TextToVideoPipeline
+from vidora.pipelines import GenerationDefaults, TextToVideoPipeline
 
 PROMPT = "a red circle moving left on a black background"
 
@@ -128,6 +128,33 @@ def test_settings_say_how_to_remake_the_video(pipe: TextToVideoPipeline) -> None
         steps=settings["steps"],
     )
     assert np.array_equal(again.videos[0], out.videos[0])
+
+
+def test_guidance_applies_only_inside_its_interval(tmp_path: Path) -> None:
+    def pipeline(interval: tuple[float, float]) -> TextToVideoPipeline:
+        pipe = TextToVideoPipeline.tiny_random(
+            defaults=GenerationDefaults(steps=2, guidance_interval=interval)
+        )
+        torch.manual_seed(1)  # wake the zero-initialised layers, so the text moves the velocity
+        for param in pipe.dit.parameters():
+            param.add_(0.2 * torch.randn_like(param))
+        return pipe
+
+    def video(interval: tuple[float, float], guidance: float = 5.0) -> np.ndarray:
+        return pipeline(interval)(PROMPT, guidance=guidance, seed=5).videos[0]
+
+    # Two steps at shift 2: times 0 and 1/3.
+    everywhere, unguided = video((0.0, 1.0)), video((0.0, 1.0), guidance=1.0)
+    assert not np.array_equal(everywhere, unguided)
+    assert np.array_equal(video((0.5, 1.0)), unguided)  # no step inside: the conditional alone
+    second_only = video((0.2, 1.0))
+    assert not np.array_equal(second_only, everywhere)
+    assert not np.array_equal(second_only, unguided)
+
+    path = pipeline((0.2, 1.0)).save_pretrained(tmp_path / "interval.safetensors")
+    assert TextToVideoPipeline.from_pretrained(path).defaults.guidance_interval == (0.2, 1.0)
+    with pytest.raises(ValueError, match="guidance_interval"):
+        GenerationDefaults(guidance_interval=(0.7, 0.2))
 
 
 @pytest.mark.parametrize(
