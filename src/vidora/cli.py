@@ -149,6 +149,12 @@ train_app = typer.Typer(
 app.add_typer(train_app, name="train")
 
 
+GUIDANCE_INTERVAL_HELP = (
+    "Guide only the steps at times t in [START, END) (0 noise, 1 data), e.g. 0.1,0.7 "
+    "(default: the model's)."
+)
+
+
 @app.command("generate")
 def generate(
     prompt: str = typer.Argument(..., help="What the video shows."),
@@ -165,6 +171,9 @@ def generate(
     ),
     guidance: float | None = typer.Option(
         None, "--guidance", min=0.0, help="Classifier-free guidance scale."
+    ),
+    guidance_interval: str | None = typer.Option(
+        None, "--guidance-interval", metavar="START,END", help=GUIDANCE_INTERVAL_HELP
     ),
     negative_prompt: str | None = typer.Option(
         None, "--negative-prompt", help="What the video should not show."
@@ -214,7 +223,7 @@ def generate(
 
     console = Console(stderr=True)
     with console.status("loading the model"):
-        pipeline = _load_pipeline(checkpoint)
+        pipeline = _load_pipeline(checkpoint, guidance_interval)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -245,13 +254,28 @@ def generate(
     typer.echo(f"wrote {path} ({len(out.videos[0])} frames, {size}, seed {seed})")
 
 
-def _load_pipeline(checkpoint: str | None):  # -> TextToVideoPipeline
+def _load_pipeline(
+    checkpoint: str | None, guidance_interval: str | None = None
+):  # -> TextToVideoPipeline
+    """The release, with its default guidance interval replaced when one is given."""
+    from dataclasses import replace
+
     from vidora.pipelines import TextToVideoPipeline
 
     try:
-        return TextToVideoPipeline.from_pretrained(checkpoint)
+        pipeline = TextToVideoPipeline.from_pretrained(checkpoint)
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--checkpoint") from None
+    if guidance_interval is not None:
+        try:
+            start, end = (float(x) for x in guidance_interval.split(","))
+            pipeline.defaults = replace(pipeline.defaults, guidance_interval=(start, end))
+        except ValueError:
+            raise typer.BadParameter(
+                f"want START,END with 0 <= START < END <= 1, not {guidance_interval!r}",
+                param_hint="--guidance-interval",
+            ) from None
+    return pipeline
 
 
 GAP_WORDINGS = {"word_gaps_percent": "train", "word_gaps_heldout_percent": "heldout"}
@@ -279,6 +303,9 @@ def eval_model(
     ),
     guidance: float | None = typer.Option(
         None, "--guidance", min=0.0, help="Guidance scale (default: the model's)."
+    ),
+    guidance_interval: str | None = typer.Option(
+        None, "--guidance-interval", metavar="START,END", help=GUIDANCE_INTERVAL_HELP
     ),
     conditioning: int = typer.Option(
         0,
@@ -311,7 +338,7 @@ def eval_model(
         raise typer.BadParameter(
             f"--seeds must be integers separated by commas, not {seeds!r}"
         ) from None
-    pipeline = _load_pipeline(checkpoint)
+    pipeline = _load_pipeline(checkpoint, guidance_interval)
     generator = PipelineGenerator(
         pipeline, steps=steps, guidance=guidance, name=checkpoint or "built-in"
     )

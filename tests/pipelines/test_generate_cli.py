@@ -34,6 +34,14 @@ def test_writes_an_mp4_into_a_new_folder(release: str, tmp_path: Path) -> None:
     assert frames.shape == (32, 64, 96, 3) and fps == 8
 
 
+def test_guidance_interval_reaches_the_settings(release: str, tmp_path: Path) -> None:
+    out = tmp_path / "interval.mp4"
+    args = ["-o", str(out), "--checkpoint", release, "--guidance-interval", "0.1,0.7"]
+    result = _run(PROMPT, *args)
+    assert result.exit_code == 0, result.output
+    assert read_mp4(out)[0].shape == (32, 64, 64, 3)
+
+
 def test_eight_seconds_and_extension(release: str, tmp_path: Path) -> None:
     long = tmp_path / "long.mp4"
     assert _run(PROMPT, "-o", str(long), "--checkpoint", release, "--seconds", "8").exit_code == 0
@@ -61,6 +69,8 @@ def test_first_frame_image_of_any_size_is_fitted(release: str, tmp_path: Path) -
         (["-o", "clip.gif"], "must be an .mp4"),
         (["--image", "missing.png"], "missing.png"),
         (["--checkpoint", "nowhere.safetensors"], "no checkpoint at nowhere.safetensors"),
+        (["--guidance-interval", "0.7,0.2"], "not '0.7,0.2'"),
+        (["--guidance-interval", "half"], "want START,END"),
     ],
 )
 def test_bad_input_is_a_usage_error(
