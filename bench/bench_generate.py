@@ -456,7 +456,6 @@ def main() -> None:
     # The head-to-head guides every step, as Wan does; a release that guides only part of the
     # path (`guidance_interval`) is also timed at its own defaults, first (each contender's
     # run resets the stage clock that these calls also tick).
-    own = TextToVideoPipeline(vidora.vae, vidora.dit, vidora.text_encoder, d)
     vidora.defaults = replace(d, guidance_interval=(0.0, 1.0))
     contenders = [vidora_contender(vidora)]
     build = None
@@ -465,15 +464,16 @@ def main() -> None:
             build = build_wan(vidora)
         contenders.append(wan_contender(build, d))
     if d.guidance_interval != (0.0, 1.0):
+        own = TextToVideoPipeline(vidora.vae, vidora.dit, vidora.text_encoder, d)
+        runs = []
         with console.status("Vidora at its own guidance interval"):
-
-            def generate(seed: int) -> None:
+            # Seed 0 warms up: the unguided steps run at batch 1, a shape not yet seen.
+            for seed in range(args.runs + 1):
+                start = time.perf_counter()
                 own(PROMPT, size=SIZE, seconds=SECONDS, seed=seed)
-
-            generate(0)  # warm-up: the unguided steps run at batch 1, a shape not yet seen
-            runs = [timed(lambda i=i: generate(1 + i)) for i in range(args.runs)]
+                runs.append(time.perf_counter() - start)
         results["guidance_interval"] = list(d.guidance_interval)
-        results["warm_own_interval_s"] = statistics.median(runs)
+        results["warm_own_interval_s"] = statistics.median(runs[1:])
     for c in contenders:
         with console.status(f"{c.name}: warm-up run (counting FLOPs)"):
             c.warm_up()
@@ -483,12 +483,6 @@ def main() -> None:
                 c.run(seed=1 + i)
     results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     report(results, vidora, contenders, build)
-
-
-def timed(work: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    work()
-    return time.perf_counter() - start
 
 
 def report(

@@ -200,6 +200,7 @@ def generate(
 
     if image and extend:
         raise typer.BadParameter("give --image or --extend, not both")
+    interval = _parse_guidance_interval(guidance_interval)
     target = Path(output)
     if target.suffix.lower() != ".mp4":
         raise typer.BadParameter(
@@ -223,7 +224,7 @@ def generate(
 
     console = Console(stderr=True)
     with console.status("loading the model"):
-        pipeline = _load_pipeline(checkpoint, guidance_interval)
+        pipeline = _load_pipeline(checkpoint, interval)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -254,8 +255,24 @@ def generate(
     typer.echo(f"wrote {path} ({len(out.videos[0])} frames, {size}, seed {seed})")
 
 
+def _parse_guidance_interval(text: str | None) -> tuple[float, float] | None:
+    """`--guidance-interval START,END`, checked before any model loads."""
+    if text is None:
+        return None
+    from vidora.pipelines.text_to_video import check_guidance_interval
+
+    try:
+        start, end = (float(x) for x in text.split(","))
+        return check_guidance_interval(start, end)
+    except ValueError:
+        raise typer.BadParameter(
+            f"want START,END with 0 <= START < END <= 1, not {text!r}",
+            param_hint="--guidance-interval",
+        ) from None
+
+
 def _load_pipeline(
-    checkpoint: str | None, guidance_interval: str | None = None
+    checkpoint: str | None, guidance_interval: tuple[float, float] | None = None
 ):  # -> TextToVideoPipeline
     """The release, with its default guidance interval replaced when one is given."""
     from dataclasses import replace
@@ -267,14 +284,7 @@ def _load_pipeline(
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--checkpoint") from None
     if guidance_interval is not None:
-        try:
-            start, end = (float(x) for x in guidance_interval.split(","))
-            pipeline.defaults = replace(pipeline.defaults, guidance_interval=(start, end))
-        except ValueError:
-            raise typer.BadParameter(
-                f"want START,END with 0 <= START < END <= 1, not {guidance_interval!r}",
-                param_hint="--guidance-interval",
-            ) from None
+        pipeline.defaults = replace(pipeline.defaults, guidance_interval=guidance_interval)
     return pipeline
 
 
@@ -338,7 +348,8 @@ def eval_model(
         raise typer.BadParameter(
             f"--seeds must be integers separated by commas, not {seeds!r}"
         ) from None
-    pipeline = _load_pipeline(checkpoint, guidance_interval)
+    interval = _parse_guidance_interval(guidance_interval)
+    pipeline = _load_pipeline(checkpoint, interval)
     generator = PipelineGenerator(
         pipeline, steps=steps, guidance=guidance, name=checkpoint or "built-in"
     )

@@ -52,10 +52,17 @@ class GenerationDefaults:
     conditional velocity alone, one model call instead of two (Kynkäänniemi et al., 2024)."""
 
     def __post_init__(self) -> None:
-        start, end = self.guidance_interval  # a JSON header gives a list
-        if not 0.0 <= start < end <= 1.0:
-            raise ValueError(f"guidance_interval must be 0 <= start < end <= 1, not {start}, {end}")
-        object.__setattr__(self, "guidance_interval", (float(start), float(end)))
+        # A JSON header gives a list.
+        object.__setattr__(
+            self, "guidance_interval", check_guidance_interval(*self.guidance_interval)
+        )
+
+
+def check_guidance_interval(start: float, end: float) -> tuple[float, float]:
+    """(start, end) as floats, or a ValueError unless 0 <= start < end <= 1."""
+    if not 0.0 <= start < end <= 1.0:
+        raise ValueError(f"guidance_interval must be 0 <= start < end <= 1, not {start}, {end}")
+    return float(start), float(end)
 
 
 @dataclass
