@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -44,6 +46,17 @@ def test_zero_init_predicts_zero_velocity() -> None:
     x, t, text, mask = _inputs(2, 3, 8, 8)
     with torch.no_grad():
         assert model(x, t, text, mask).abs().max().item() == 0.0
+
+
+def test_a_new_refine_head_leaves_a_trained_dit_as_it_was(dit: DiT) -> None:
+    refined = DiT(replace(dit.cfg, refine_width=8))
+    missing, unexpected = refined.load_state_dict(dit.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(m.startswith("refine.") for m in missing)
+    x, t, text, mask = _inputs(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(refined(x, t, text, mask), dit(x, t, text, mask))
+        refined.refine.conv_out.weight.normal_(std=0.1)  # trained, it changes the velocity
+        assert not torch.allclose(refined(x, t, text, mask), dit(x, t, text, mask))
 
 
 def test_padding_tokens_are_ignored(dit: DiT) -> None:

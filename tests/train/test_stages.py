@@ -118,6 +118,31 @@ def test_a_shape_contrast_run_trains_and_resumes(vae_run: Path, tmp_path: Path) 
         dit_stage.main(replace(cfg(3), data=replace(cfg(3).data, source=str(tmp_path))))
 
 
+def test_a_refine_run_trains_the_new_head_alone(tmp_path: Path) -> None:
+    pipe = TextToVideoPipeline.tiny_random()
+    path = pipe.save_pretrained(tmp_path / "release.safetensors")
+    start = ["text_encoder=tiny-random", f"vae_checkpoint={path}", f"init_from={path}"]
+    cfg = _dit_cfg(
+        tmp_path / "run",
+        tmp_path,
+        *start,
+        "refine_width=8",
+        "train_part=refine",
+        "steps=2",
+        "warmup=1",
+        "lr=0.01",
+        "val_clips=0",
+        "word_gap_clips=0",
+    )
+    model = TextToVideoPipeline.from_pretrained(dit_stage.main(cfg)).dit
+    assert model.cfg.refine_width == 8  # the release's config carries the head
+    for name, weight in pipe.dit.state_dict().items():  # the rest of the DiT as it started
+        assert torch.equal(model.state_dict()[name], weight), name
+    assert model.refine.conv_out.weight.abs().sum() > 0  # the head, zero at the start, trained
+    with pytest.raises(ValueError, match="needs refine_width > 0 and init_from"):
+        dit_stage.main(replace(cfg, refine_width=0))
+
+
 def test_config_overrides_and_errors(tmp_path: Path) -> None:
     cfg = load_config(DiTTrainConfig, None, ["steps=7", "data.sizes=[64x64]"])
     assert cfg.steps == 7 and cfg.data.sizes == ("64x64",)

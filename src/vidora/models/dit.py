@@ -38,6 +38,9 @@ class DiTConfig:
     """Hidden width of each block's MLP over D."""
     text_dim: int = 384
     """Width of the text encoder's token states (MiniLM-L6: 384)."""
+    refine_width: int = 0
+    """Channels of a convolutional head after the patch layer (`VelocityRefiner`); 0: none.
+    It starts as the identity, so it can be added to a trained DiT and trained on its own."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +96,34 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))  # (B, N, out_per_token)
 
 
+class VelocityRefiner(nn.Module):
+    """Local corrections to the patch layer's velocity: per-frame 3x3 convolutions.
+
+    A token is a 4x4 patch of latent cells (16x16 pixels), predicted by one linear map from its
+    feature, so detail smaller than a patch, or across two, rests on that map alone. As U-ViT's
+    last 3x3 convolution (Bao et al., 2023), this head sees neighbouring cells together: the
+    predicted velocity and the noisy latent, modulated by the timestep and the pooled prompt.
+    Its last convolution starts at zero (the head adds nothing until trained).
+    """
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        z, w = cfg.latent_channels, cfg.refine_width
+        kernel, pad = (1, 3, 3), (0, 1, 1)
+        self.conv_in = nn.Conv3d(2 * z, w, kernel, padding=pad)
+        self.ada = nn.Linear(cfg.width, 2 * w)
+        self.conv_mid = nn.Conv3d(w, w, kernel, padding=pad)
+        self.conv_out = nn.Conv3d(w, z, kernel, padding=pad)
+
+    def forward(self, velocity: torch.Tensor, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """velocity, x: (B, z, F, h, w); c: (B, D). Returns the correction (B, z, F, h, w)."""
+        h = self.conv_in(torch.cat([velocity, x], dim=1))  # (B, W, F, h, w)
+        shift, scale = self.ada(c)[..., None, None, None].chunk(2, dim=1)  # 2 x (B, W, 1, 1, 1)
+        h = nn.functional.silu(h * (1 + scale) + shift)
+        h = nn.functional.silu(self.conv_mid(h))  # (B, W, F, h, w)
+        return self.conv_out(h)  # (B, z, F, h, w)
+
+
 class DiT(nn.Module):
     """Velocity model v(x_t, t | text, clean frames) over latent video."""
 
@@ -109,6 +140,7 @@ class DiT(nn.Module):
         self.rope = Rope3d(d // cfg.heads)
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg, cfg.latent_channels * pt * ph * pw)
+        self.refine = VelocityRefiner(cfg) if cfg.refine_width else None
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -131,6 +163,9 @@ class DiT(nn.Module):
         nn.init.zeros_(self.final.ada[-1].weight)
         nn.init.zeros_(self.final.ada[-1].bias)
         nn.init.zeros_(self.final.linear.weight)
+        if self.refine is not None:  # the head starts as the identity
+            nn.init.zeros_(self.refine.conv_out.weight)
+            nn.init.zeros_(self.refine.conv_out.bias)
 
     def forward(
         self,
@@ -169,7 +204,10 @@ class DiT(nn.Module):
         for block in self.blocks:
             tokens = block(tokens, c, context, text_mask, rope)  # (B, N, D)
         out = self.final(tokens, c)  # (B, N, z*pt*ph*pw)
-        return self.unpatchify(out, grid)  # (B, z, F, h, w)
+        velocity = self.unpatchify(out, grid)  # (B, z, F, h, w)
+        if self.refine is not None:
+            velocity = velocity + self.refine(velocity, x, c)  # (B, z, F, h, w)
+        return velocity
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, F, h, w) -> (B, N, C*pt*ph*pw), tokens in (f, row, column) order."""

@@ -98,6 +98,14 @@ class DiTTrainConfig:
     """Model size, a key of vidora.models.dit.DIT_PRESETS."""
     init_from: str = ""
     """A model release (e.g. the built-in one) whose DiT starts a fresh run; '' for random."""
+    refine_width: int = 0
+    """Channels of the DiT's convolutional head after its patch layer (`DiTConfig.refine_width`,
+    `VelocityRefiner`); 0: none. Added to an `init_from` that lacks it, it starts as the
+    identity."""
+    train_part: str = "all"
+    """'all', or 'refine': train the convolutional head alone (needs `refine_width` and
+    `init_from`); the rest of the DiT stays as `init_from` has it and runs without gradient, so
+    a step costs about a forward pass."""
     steps: int = 20000
     """Optimizer steps in all."""
     batch_size: int = 32

@@ -367,7 +367,26 @@ def _clip_losses(
     return sq.flatten(1).sum(1) / total.clamp_min(1e-8)
 
 
+def load_starting_dit(dit: DiT, path: str | Path) -> None:
+    """The DiT of a release into `dit`; a convolutional head the release lacks stays new (the
+    identity, as built)."""
+    missing, unexpected = dit.load_state_dict(release_weights(path, "dit"), strict=False)
+    missing = [name for name in missing if not name.startswith("refine.")]
+    if missing or unexpected:
+        raise ValueError(
+            f"the DiT in {path} does not fit this architecture "
+            f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
+        )
+
+
 def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
+    if cfg.train_part not in ("all", "refine"):
+        raise ValueError(f"train_part must be 'all' or 'refine', not {cfg.train_part!r}")
+    if cfg.train_part == "refine" and not (cfg.refine_width and cfg.init_from):
+        raise ValueError(
+            "train_part=refine trains the convolutional head of a trained DiT: it needs "
+            "refine_width > 0 and init_from"
+        )
     if cfg.shape_contrast and cfg.data.source != "shapes":
         raise ValueError(
             "shape_contrast needs Shapes World (data.source=shapes): it rewrites "
@@ -409,11 +428,16 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         DIT_PRESETS[cfg.preset](),
         latent_channels=vae.cfg.latent_channels,
         text_dim=text_encoder.dim,
+        refine_width=cfg.refine_width,
     )
     dit = DiT(model_cfg).to(dist.device)
+    if cfg.train_part == "refine":
+        for name, p in dit.named_parameters():
+            p.requires_grad_(name.startswith("refine."))
+    trained = [p for p in dit.parameters() if p.requires_grad]
     ema = EMA(dit, decay=cfg.ema_decay)
     optimizer = torch.optim.AdamW(
-        dit.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
+        trained, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
     )
     step = 0
     last = run_dir / "last.safetensors"
@@ -421,7 +445,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         _, meta, _ = load_training_state(last, model=dit, optimizer=optimizer, ema=ema)
         step = meta["step"]
     elif cfg.init_from:
-        dit.load_state_dict(release_weights(cfg.init_from, "dit"))
+        load_starting_dit(dit, cfg.init_from)
         ema = EMA(dit, decay=cfg.ema_decay)  # the average starts from the loaded weights
     model = DistributedDataParallel(dit) if dist.world_size > 1 else dit
     averaged = copy.deepcopy(dit) if measured else None  # EMA weights, validated
@@ -472,7 +496,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             loss = dit_loss(model, latents, text, text_mask, cfg, generator, noise_generator, wrong)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(dit.parameters(), cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trained, cfg.grad_clip)
         optimizer.step()
         ema.update(dit)
         step += 1
