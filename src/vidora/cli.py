@@ -486,11 +486,11 @@ def _train(
     from vidora.train.config import DiTTrainConfig, VAETrainConfig, load_config
     from vidora.train.time_budget import check_timed_run, train_for_minutes
 
-    cls, run = (
-        (VAETrainConfig, vae_stage.main) if stage == "vae" else (DiTTrainConfig, dit_stage.main)
-    )
+    cls, module = (VAETrainConfig, vae_stage) if stage == "vae" else (DiTTrainConfig, dit_stage)
+    run = module.main
     try:
         cfg = load_config(cls, config, overrides)
+        module.check_config(cfg)
     except (ValueError, OSError) as error:
         raise typer.BadParameter(str(error)) from None
     if minutes is not None:

@@ -379,7 +379,9 @@ def load_starting_dit(dit: DiT, path: str | Path) -> None:
         )
 
 
-def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
+def check_config(cfg: DiTTrainConfig) -> None:
+    """Raise ValueError, saying what to set, for settings that cannot go together; the CLI
+    calls it before any work starts."""
     if cfg.train_part not in ("all", "refine"):
         raise ValueError(f"train_part must be 'all' or 'refine', not {cfg.train_part!r}")
     if cfg.train_part == "refine" and not (cfg.refine_width and cfg.init_from):
@@ -392,6 +394,10 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             "shape_contrast needs Shapes World (data.source=shapes): it rewrites "
             "captions from their scenes"
         )
+
+
+def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
+    check_config(cfg)
     dist = setup_distributed()
     torch.manual_seed(cfg.data.seed)  # same initial weights on every rank
     run_dir = Path(cfg.run_dir)

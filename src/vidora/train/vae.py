@@ -114,19 +114,25 @@ def measure_latent_stats(
     return values.mean().item(), 1.0 / values.std().item()
 
 
-def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
-    dist = setup_distributed()
-    torch.manual_seed(cfg.data.seed)  # same initial weights on every rank
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = LossLog(run_dir)
-
+def check_config(cfg: VAETrainConfig) -> None:
+    """Raise ValueError, saying what to set, for settings that cannot go together; the CLI
+    calls it before any work starts."""
     if cfg.train_part not in ("all", "decoder"):
         raise ValueError(f"train_part must be 'all' or 'decoder', not {cfg.train_part!r}")
     if cfg.train_part == "decoder" and not cfg.init_from:
         raise ValueError("train_part=decoder fine-tunes a trained VAE: set init_from as well")
     if cfg.anchor_weight and not cfg.init_from:
         raise ValueError("anchor_weight keeps the latents near a trained VAE's: set init_from")
+
+
+def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
+    check_config(cfg)
+    dist = setup_distributed()
+    torch.manual_seed(cfg.data.seed)  # same initial weights on every rank
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = LossLog(run_dir)
+
     model_cfg: VAEConfig = VAE_PRESETS[cfg.preset]()
     if cfg.init_from:  # its architecture, and (kept when only the decoder trains) latent stats
         model_cfg = initial_vae_config(cfg.init_from)
