@@ -45,7 +45,7 @@ from vidora.train.data import (
 from vidora.train.distributed import cleanup_distributed, setup_distributed
 from vidora.train.ema import EMA
 from vidora.train.runtime import LossLog, autocast, learning_rate
-from vidora.train.vae import load_vae, release_weights
+from vidora.train.vae import load_release_part, load_vae
 from vidora.train.validation import FlowValidation, WordGaps, validation_data
 from vidora.world.scene import Scene
 from vidora.world.spec import SHAPES
@@ -367,18 +367,6 @@ def _clip_losses(
     return sq.flatten(1).sum(1) / total.clamp_min(1e-8)
 
 
-def load_starting_dit(dit: DiT, path: str | Path) -> None:
-    """The DiT of a release into `dit`; a convolutional head the release lacks stays new (the
-    identity, as built)."""
-    missing, unexpected = dit.load_state_dict(release_weights(path, "dit"), strict=False)
-    missing = [name for name in missing if not name.startswith("refine.")]
-    if missing or unexpected:
-        raise ValueError(
-            f"the DiT in {path} does not fit this architecture "
-            f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
-        )
-
-
 def check_config(cfg: DiTTrainConfig) -> None:
     """Raise ValueError, saying what to set, for settings that cannot go together; the CLI
     calls it before any work starts."""
@@ -451,7 +439,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         _, meta, _ = load_training_state(last, model=dit, optimizer=optimizer, ema=ema)
         step = meta["step"]
     elif cfg.init_from:
-        load_starting_dit(dit, cfg.init_from)
+        load_release_part(dit, cfg.init_from, "dit", "refine.")  # a new head starts as built
         ema = EMA(dit, decay=cfg.ema_decay)  # the average starts from the loaded weights
     model = DistributedDataParallel(dit) if dist.world_size > 1 else dit
     averaged = copy.deepcopy(dit) if measured else None  # EMA weights, validated

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from vidora.models.vae import VAE_PRESETS, VAEConfig, VideoVAE, pad_frames
@@ -150,11 +151,11 @@ def main(cfg: VAETrainConfig, progress: Progress | None = None) -> Path:
         _, meta, _ = load_training_state(last, model=vae, optimizer=optimizer)
         step = meta["step"]
     elif cfg.init_from:
-        load_starting_weights(vae, cfg.init_from)
+        load_release_part(vae, cfg.init_from, "vae", "decoder.refine.")
     anchor = None
     if cfg.anchor_weight:  # the starting VAE, frozen (on resume too: the run's first latents)
         anchor = VideoVAE(model_cfg).to(dist.device).requires_grad_(False)
-        load_starting_weights(anchor, cfg.init_from)
+        load_release_part(anchor, cfg.init_from, "vae", "decoder.refine.")
     model = DistributedDataParallel(vae) if dist.world_size > 1 else vae  # syncs trained params
     # A resumed run skips the batches it has trained on: it sees what it would have seen.
     stream = batches(cfg.data, cfg.batch_size, dist.rank, dist.world_size, skip=step)
@@ -249,13 +250,14 @@ def release_with_vae(release: str | Path, vae: VideoVAE, out: Path, vae_train: d
     return save_checkpoint(out, tensors, {**config, "vae": vae.cfg.to_dict()}, meta)
 
 
-def load_starting_weights(vae: VideoVAE, path: str | Path) -> None:
-    """The VAE of a release or `vae.safetensors` into `vae`; a refine head it lacks stays new."""
-    missing, unexpected = vae.load_state_dict(release_weights(path, "vae"), strict=False)
-    missing = [name for name in missing if not name.startswith("decoder.refine.")]
+def load_release_part(module: nn.Module, path: str | Path, part: str, new_head: str) -> None:
+    """The `part` ('vae' or 'dit') of a release (or a `vae.safetensors`) into `module`; the
+    parameters under the prefix `new_head`, a head the release lacks, stay as built."""
+    missing, unexpected = module.load_state_dict(release_weights(path, part), strict=False)
+    missing = [name for name in missing if not name.startswith(new_head)]
     if missing or unexpected:
         raise ValueError(
-            f"the VAE in {path} does not fit this architecture "
+            f"the {part.upper()} in {path} does not fit this architecture "
             f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
         )
 
