@@ -315,14 +315,14 @@ def test_a_failed_video_says_why(setup: Setup) -> None:
 
 
 def test_a_refresh_never_undoes_a_clicks_selection(make: Callable[..., Setup]) -> None:
-    """The page's timer and a click run concurrently: a refresh that started before a click
-    finished carries the old selection, and must not write it back over the click's."""
+    """The page's timer and load run concurrently with a click: a refresh that started before a
+    click finished carries the old selection, and must not write it back over the click's."""
     from vidora.studio.app import build_studio
 
     setup = make(auth=False)
     demo = build_studio(setup.services)
     handlers = {f.fn.__name__: f for f in demo.fns.values()}
-    generate, tick = handlers["on_generate"], handlers["on_tick"]
+    generate, tick, load = handlers["on_generate"], handlers["on_tick"], handlers["on_load"]
     selected, details = tick.inputs[1], next(c for c in tick.outputs if c.elem_id == "vd-details")
 
     form = ("a green square moving up", BUILTIN_MODEL, "64x64", 4, None, None, None, "", None)
@@ -332,5 +332,7 @@ def test_a_refresh_never_undoes_a_clicks_selection(make: Callable[..., Setup]) -
 
     stale = tick.fn(None, None, "", "")  # started with the selection from before the click
     assert selected not in stale
+    late = load.fn("", "")  # the page's load, when it ends after the click
+    assert selected not in late and selected not in load.outputs
     fresh = tick.fn(None, job_id, "", "")
     assert selected not in fresh and "a green square moving up" in fresh[details]

@@ -443,7 +443,13 @@ def build_studio(services: Services) -> gr.Blocks:
         def on_load(old_lib: str, old_shown: str) -> dict[Any, Any]:
             if settings.auth:
                 return {}
-            return view(studio.caller(None), None, old_lib, old_shown)
+            out = view(studio.caller(None), None, old_lib, old_shown)
+            # Without sign-in the page can be used before its load finishes: a generate clicked
+            # meanwhile selects its video, and a late load writing "nothing selected" back would
+            # blank the details at the next tick (seen once in CI). As with the tick, the
+            # selection is the clicks' alone.
+            del out[selected]
+            return out
 
         @_guarded(status)
         def on_model(name: str) -> dict[Any, Any]:
@@ -491,7 +497,7 @@ def build_studio(services: Services) -> gr.Blocks:
         key_box.submit(on_sign_in, key_box, [*sign_in_parts, *view_parts], **private)
         sign_out_btn.click(on_sign_out, None, [*sign_in_parts, *view_parts], **private)
         model.change(on_model, model, [size, seconds, status], **private)
-        demo.load(on_load, states, view_parts, **private)
+        demo.load(on_load, states, [status, *refreshed], **private)
 
     demo.queue(default_concurrency_limit=8, api_open=False)
     return demo
