@@ -308,6 +308,19 @@ def build_studio(services: Services) -> gr.Blocks:
             out.update(player_view(caller, job, old_shown))
             return out
 
+        def redraw(
+            caller: Caller, chosen: str | None, old_lib: str, old_shown: str
+        ) -> dict[Any, Any]:
+            """`view` for the page's own redraws (the timer's tick, the page's load): all but
+            the selection. Such a redraw can start before a click (generate, pick, remix)
+            finishes, and so carry the old selection; writing it back would undo the click's,
+            and every later tick would show the old video (seen in CI for a tick, and for a
+            load that ended after a generate on a page without sign-in). The selection is the
+            clicks' alone: these redraws' outputs leave it out, and so must what they return."""
+            out = view(caller, chosen, old_lib, old_shown)
+            del out[selected]
+            return out
+
         # --- handlers ------------------------------------------------------------------------
 
         @_guarded(status)
@@ -399,13 +412,7 @@ def build_studio(services: Services) -> gr.Blocks:
             except StudioError as error:  # revoked while the page was open
                 gr.Warning(str(error), duration=TOAST_SECONDS)
                 return {status: f"**Signed out:** {error}", timer: gr.Timer(active=False)}
-            out = view(caller, chosen, old_lib, old_shown)
-            # A tick that started before a click (generate, pick, remix) finished carries the
-            # old selection; writing it back would undo the click's, and every later tick would
-            # then show the old video. The selection is the clicks' alone: the tick's outputs
-            # leave it out, and so must what it returns.
-            del out[selected]
-            return out
+            return redraw(caller, chosen, old_lib, old_shown)
 
         @_guarded(sign_in_msg)
         def on_sign_in(key: str | None) -> dict[Any, Any]:
@@ -443,13 +450,7 @@ def build_studio(services: Services) -> gr.Blocks:
         def on_load(old_lib: str, old_shown: str) -> dict[Any, Any]:
             if settings.auth:
                 return {}
-            out = view(studio.caller(None), None, old_lib, old_shown)
-            # Without sign-in the page can be used before its load finishes: a generate clicked
-            # meanwhile selects its video, and a late load writing "nothing selected" back would
-            # blank the details at the next tick (seen once in CI). As with the tick, the
-            # selection is the clicks' alone.
-            del out[selected]
-            return out
+            return redraw(studio.caller(None), None, old_lib, old_shown)
 
         @_guarded(status)
         def on_model(name: str) -> dict[Any, Any]:
