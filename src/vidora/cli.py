@@ -569,17 +569,21 @@ def train_text_subset(
     import os
     from pathlib import Path
 
-    from vidora.models.text_encoder import BUILTIN_ENV, builtin_path, write_vocabulary_subset
-    from vidora.world.captions import caption_vocabulary
+    from tokenizers import Tokenizer
 
-    words = caption_vocabulary()
+    from vidora.models.text_encoder import BUILTIN_ENV, builtin_path, write_vocabulary_subset
+    from vidora.world.captions import caption_vocabulary, stand_in_words
+
+    if os.environ.get(BUILTIN_ENV):
+        raise typer.BadParameter(f"unset {BUILTIN_ENV}: the subset is cut from the whole MiniLM")
+    # The captions' words, and the stand-ins `unknown_background` puts in them.
+    vocabulary = Tokenizer.from_file(str(builtin_path() / "tokenizer.json")).get_vocab()
+    words = caption_vocabulary() + list(stand_in_words(vocabulary))
     if texts is not None:
         try:
             words += Path(texts).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as error:
             raise typer.BadParameter(str(error), param_hint="--texts") from None
-    if os.environ.get(BUILTIN_ENV):
-        raise typer.BadParameter(f"unset {BUILTIN_ENV}: the subset is cut from the whole MiniLM")
     kept = write_vocabulary_subset(builtin_path(), Path(out_dir), words)
     typer.echo(f"wrote {out_dir}: {kept} tokens; use it with {BUILTIN_ENV}={out_dir}")
 

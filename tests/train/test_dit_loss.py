@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from vidora.train.config import DataConfig, DiTTrainConfig
@@ -184,3 +185,20 @@ def test_wrong_shape_captions_change_one_shape_word_alone() -> None:
         ((x, y),) = changed
         assert x.shape != y.shape and replace(x, shape=y.shape) == y
         assert sum(u != v for u, v in zip(true.split(), swapped.split(), strict=True)) == 1
+
+
+def test_unknown_background_puts_stand_ins_where_the_background_word_was() -> None:
+    data = DataConfig(sizes=("64x64",), frames=(33,), frame_weights=(1.0,))
+    cache = LatentCache({"64x64": torch.zeros(40, 8, 9, 8, 8)}, {"64x64": list(range(40))}, data)
+    stand_ins = ("aerospace", "lemonade", "umbrella")
+    plain = CaptionedLatents(cache, seed=3).draw(200)[1]
+    assert plain == CaptionedLatents(cache, seed=3, unknown_background=0.0).draw(200)[1]
+    captions = CaptionedLatents(cache, seed=3, unknown_background=0.5, stand_ins=stand_ins)
+    drawn = captions.draw(200)[1]
+    unread = [c for c in drawn if parse_prompt(c).background is None]
+    assert 70 < len(unread) < 130  # about half
+    for caption in unread:
+        assert any(word in caption for word in stand_ins), caption
+        assert parse_prompt(caption).objects  # the objects are still named
+    with pytest.raises(ValueError, match="stand-in words"):
+        CaptionedLatents(cache, seed=3, unknown_background=0.5)

@@ -18,6 +18,7 @@ from vidora.world.captions import (
     ParsedPrompt,
     PromptObject,
     parse_prompt,
+    stand_in_words,
     write_caption,
 )
 from vidora.world.scene import Scene, sample_scene
@@ -135,6 +136,32 @@ def test_held_out_wording_never_appears_in_training_captions(
     for caption in captions["heldout"]:
         assert _words(caption) & novel
         assert any(p.fullmatch(caption) for p in patterns), caption
+
+
+def test_stand_in_background_words_hold_no_word_of_either_wording(scenes: list[Scene]) -> None:
+    from tokenizers import Tokenizer
+
+    from vidora.models.text_encoder import builtin_path
+
+    vocabulary = Tokenizer.from_file(str(builtin_path() / "tokenizer.json")).get_vocab()
+    stand_ins = stand_in_words(vocabulary)
+    assert len(stand_ins) == 1000 and stand_ins == stand_in_words(vocabulary)  # reproducible
+    words = set().union(*(_words(p) for w in ("train", "heldout") for p in _all_phrases(w)))
+    words |= _template_words("train") | _template_words("heldout") | set(COLOURS)
+    words |= set(BACKGROUNDS) | set(BACKGROUND_NOUNS)
+    words = {w for w in words if len(w) >= 3}
+    for stand_in in stand_ins:  # nor a form of one ('slates'), nor a piece ('rico')
+        assert not any(w in stand_in or stand_in in w for w in words), stand_in
+    # In a caption, the stand-in takes the background word's place and changes nothing else.
+    background_words = _words(" ".join(p for ps in BACKGROUND_WORDS["train"].values() for p in ps))
+    for k, scene in enumerate(scenes[:300]):
+        plain = write_caption(scene, np.random.default_rng(k))
+        swapped = write_caption(scene, np.random.default_rng(k), background_word=stand_ins[k])
+        assert stand_ins[k] in _words(swapped), swapped
+        assert _words(plain) - _words(swapped) <= background_words | {"a", "an"}, (plain, swapped)
+        assert _words(swapped) - _words(plain) <= {stand_ins[k], "a", "an"}, (plain, swapped)
+        read, asked = parse_prompt(swapped), parse_prompt(plain)
+        assert read.objects == asked.objects and read.background is None, swapped
 
 
 def test_every_caption_parses_back_to_its_scene(

@@ -338,6 +338,15 @@ class TextEncoder(nn.Module):
             return self.tokenizer.encode(text, add_special_tokens=special_tokens).ids
         return self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
 
+    def vocabulary(self) -> list[str]:
+        """The tokens this encoder reads (a vocabulary subset's kept ones), as strings."""
+        vocab = self.tokenizer.get_vocab()  # token -> id
+        kept = getattr(self.model, "kept_ids", None)
+        if kept is None:
+            return list(vocab)
+        readable = set(kept.tolist())
+        return [token for token, i in vocab.items() if i in readable]
+
     def _check_vocabulary(self, ids: torch.Tensor) -> None:
         """Refuse tokens a vocabulary subset has no rows for (a no-op for a whole encoder)."""
         kept = self.model.kept_ids

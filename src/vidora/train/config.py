@@ -144,6 +144,13 @@ class DiTTrainConfig:
     """Share of each caption's tokens (all but the first, [CLS]) hidden from the DiT in
     training, each on its own draw: it learns to draw from what is left when a word is missing
     or one it cannot read, where otherwise every caption names everything. 0: off."""
+    unknown_background: float = 0.0
+    """Share of Shapes World captions whose background word is replaced by a word the captions
+    never use (`vidora.world.captions.stand_in_words`, drawn from the text encoder's
+    vocabulary), the clip unchanged. Trained only on the words it knows, the DiT paints a
+    canvas of no Shapes World colour when a prompt names the background otherwise (the
+    held-out wording's 'slate' alone raises its flow loss 3.4 times); this teaches it to draw
+    one of the three canvases and the objects asked for. 0: off."""
     shape_contrast: float = 0.0
     """Weight of a contrastive term (Shapes World runs only): each clip's flow loss is taken
     again with its caption naming one object's shape wrongly, every other word the same, and

@@ -47,6 +47,7 @@ from vidora.train.ema import EMA
 from vidora.train.runtime import LossLog, autocast, learning_rate
 from vidora.train.vae import load_release_part, load_vae
 from vidora.train.validation import FlowValidation, WordGaps, validation_data
+from vidora.world.captions import stand_in_words
 from vidora.world.scene import Scene
 from vidora.world.spec import SHAPES
 from vidora.world.splits import clip_frames
@@ -161,8 +162,20 @@ def _save_cache(
 class CaptionedLatents:
     """Draws (latents, captions) batches of one size from a `LatentCache`."""
 
-    def __init__(self, cache: LatentCache, seed: int, rank: int = 0):
+    def __init__(
+        self,
+        cache: LatentCache,
+        seed: int,
+        rank: int = 0,
+        unknown_background: float = 0.0,
+        stand_ins: tuple[str, ...] = (),
+    ):
+        """`unknown_background`: the share of captions whose background word is one of
+        `stand_ins` (`DiTTrainConfig.unknown_background`)."""
+        if unknown_background and not stand_ins:
+            raise ValueError("unknown_background needs stand-in words")
         self.cache = cache
+        self.unknown_background, self.stand_ins = unknown_background, stand_ins
         self.sizes = list(cache.latents)
         if cache.data.source != "shapes":
             # Item indices of the dataset (broken files already skipped), not manifest lines.
@@ -178,7 +191,13 @@ class CaptionedLatents:
         if self.cache.data.source != "shapes":
             return latents, [self.folder_captions[key] for key in keys], size
         wording = self._wording()
-        return latents, [write_caption(s, self.rng, wording) for s in self._scenes(keys)], size
+        captions = []
+        for scene in self._scenes(keys):
+            stand_in = None
+            if self.unknown_background and self.rng.random() < self.unknown_background:
+                stand_in = self.stand_ins[self.rng.integers(len(self.stand_ins))]
+            captions.append(write_caption(scene, self.rng, wording, background_word=stand_in))
+        return latents, captions, size
 
     def draw_with_wrong_shapes(
         self, batch_size: int
@@ -377,6 +396,13 @@ def check_config(cfg: DiTTrainConfig) -> None:
             "train_part=refine trains the convolutional head of a trained DiT: it needs "
             "refine_width > 0 and init_from"
         )
+    if not 0.0 <= cfg.unknown_background <= 1.0:
+        raise ValueError(f"unknown_background is a share, 0 to 1, not {cfg.unknown_background}")
+    if cfg.unknown_background and (cfg.data.source != "shapes" or cfg.shape_contrast):
+        raise ValueError(
+            "unknown_background rewrites Shapes World captions (data.source=shapes), "
+            "and not together with shape_contrast"
+        )
     if cfg.shape_contrast and cfg.data.source != "shapes":
         raise ValueError(
             "shape_contrast needs Shapes World (data.source=shapes): it rewrites "
@@ -404,7 +430,8 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         torch.distributed.barrier()
     if not dist.is_main:  # the cache is complete on disk now: this only reads it
         cache = LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips)
-    draws = CaptionedLatents(cache, cfg.data.seed, dist.rank)
+    stand_ins = stand_in_words(text_encoder.vocabulary()) if cfg.unknown_background else ()
+    draws = CaptionedLatents(cache, cfg.data.seed, dist.rank, cfg.unknown_background, stand_ins)
     validation = None
     val_data = validation_data(cfg.data, cfg.val_source)
     if dist.is_main and cfg.val_clips > 0 and val_data is not None:

@@ -13,6 +13,7 @@ like "a red circle moving right on a black background".
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -167,8 +168,17 @@ TEMPLATES: dict[str, dict[int, tuple[str, ...]]] = {
 }
 
 
-def write_caption(scene: Scene, rng: np.random.Generator, wording: Wording = "train") -> str:
-    """A caption naming every object's colour, shape and motion, and the background."""
+def write_caption(
+    scene: Scene,
+    rng: np.random.Generator,
+    wording: Wording = "train",
+    background_word: str | None = None,
+) -> str:
+    """A caption naming every object's colour, shape and motion, and the background.
+
+    `background_word` stands in for the wording's word for the background (the same draws are
+    made either way): training with a word the model cannot read there (`stand_in_words`)
+    teaches it to draw a Shapes World canvas when a prompt names one in words it never saw."""
     if wording not in WORDINGS:
         raise ValueError(f"wording must be one of {', '.join(WORDINGS)}, not {wording!r}")
     num_objects = len(scene.objects)
@@ -177,6 +187,8 @@ def write_caption(scene: Scene, rng: np.random.Generator, wording: Wording = "tr
     templates = TEMPLATES[wording][num_objects]
     template = templates[rng.integers(len(templates))]
     bg = _pick(rng, BACKGROUND_WORDS[wording][scene.background])
+    if background_word is not None:
+        bg = background_word
     fields = {"bg": bg, "a_bg": f"{_article(bg)} {bg}", "bn": _pick(rng, BACKGROUND_NOUNS)}
     for k, obj in enumerate(scene.objects, start=1):
         suffix = "" if num_objects == 1 else str(k)
@@ -309,6 +321,24 @@ def caption_vocabulary() -> list[str]:
     texts += list(COLOURS) + list(BACKGROUND_NOUNS) + list(_BACKGROUND_NOUNS) + ["a", "an"]
     texts += [phrase for table in _KEYWORDS.values() for phrase in table]
     return texts + [_sentence_case(t.strip() + ".") for t in texts]
+
+
+def stand_in_words(vocabulary: Iterable[str], count: int = 1000, seed: int = 0) -> tuple[str, ...]:
+    """Up to `count` words of a text encoder's `vocabulary` (whole words of three letters or
+    more) that no caption of either wording holds, nor is part of one or holds one, nor the
+    parser reads: a random sample, the same for the same vocabulary. Neither wording's words
+    nor their pieces ('rico' of 'ricocheting') can be drawn, so the held-out wording stays
+    unseen in training."""
+    used = {w for text in caption_vocabulary() for w in _tokens(text) if len(w) >= 3}
+
+    def usable(word: str) -> bool:
+        plain = len(word) >= 3 and word.isascii() and word.isalpha() and word.islower()
+        return plain and not any(u in word or word in u for u in used)
+
+    words = sorted(w for w in set(vocabulary) if usable(w))
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(words), size=min(count, len(words)), replace=False)
+    return tuple(words[i] for i in sorted(picked))
 
 
 @dataclass(frozen=True)
