@@ -1,4 +1,5 @@
 """The DiT's training loss: objects found in the latent, and weighted by foreground_weight;
+the shape cells (where a clip's latents move when its shapes are swapped) and shape_weight;
 the noise `text_noise` puts on the token states and the tokens `text_token_dropout` hides; the
 shape contrast and the wrong-shape captions it reads."""
 
@@ -14,12 +15,14 @@ from vidora.train.dit import (
     CaptionedLatents,
     LatentCache,
     WrongText,
+    add_shape_cells,
     dit_loss,
     drop_tokens,
     jitter_text,
     latent_foreground,
 )
 from vidora.world.captions import parse_prompt
+from vidora.world.scene import shape_swapped
 
 
 def _canvas_with_object() -> torch.Tensor:
@@ -66,6 +69,80 @@ def test_foreground_weight_raises_the_share_of_object_errors() -> None:
     share = 4 / 64  # the object's positions in a frame
     assert abs(loss(0.0) - share) < 1e-5  # error 1 on a sixteenth of the positions
     assert abs(loss(3.0) - 4 * share / (1 + 3 * share)) < 1e-5
+
+
+def test_shape_weight_weighs_errors_by_their_cells_shape_distance() -> None:
+    latents = _canvas_with_object()
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    model = _WrongOnObject(latents, noise)  # error 1 on the object's 4 cells of 64 a frame
+    text, text_mask = torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.bool)
+    cells = torch.zeros(1, 1, 3, 8, 8)
+    cells[..., 2, 5] = 10.0  # far past SHAPE_DISTANCE_FULL: the whole weight
+    cells[..., 3, 5] = 1.0  # half of SHAPE_DISTANCE_FULL (2.0): half of it
+    cells[..., 0, 0] = 10.0  # on the canvas, where the model is right
+
+    def loss(weight: float, shape_cells: torch.Tensor | None = cells) -> float:
+        cfg = replace(DiTTrainConfig(), cond_prob=0.0, shape_weight=weight)
+        generator = torch.Generator().manual_seed(0)
+        return dit_loss(
+            model, latents, text, text_mask, cfg, generator, shape_cells=shape_cells
+        ).item()
+
+    assert abs(loss(0.0) - 4 / 64) < 1e-5
+    assert abs(loss(4.0, None) - 4 / 64) < 1e-5  # no cells, no weight
+    # weights 5, 3, 1, 1 on the object's cells; 5 on one canvas cell; 1 on the other 59
+    assert abs(loss(4.0) - (5 + 3 + 1 + 1) / (5 + 3 + 1 + 1 + 5 + 59)) < 1e-5
+
+
+def test_draw_with_shape_cells_gives_each_clips_own_cells() -> None:
+    data = DataConfig(sizes=("64x64",), frames=(33,), frame_weights=(1.0,))
+    rows = torch.arange(40.0)[:, None, None, None, None]  # row i's latents and cells hold i
+    cache = LatentCache({"64x64": rows.expand(40, 8, 9, 8, 8)}, {"64x64": list(range(40))}, data)
+    with pytest.raises(ValueError, match="no shape cells"):
+        CaptionedLatents(cache, seed=3).draw_with_shape_cells(8)
+    cache.shape_cells = {"64x64": (rows * 2).expand(40, 1, 9, 8, 8).half()}
+    latents, captions, cells, size = CaptionedLatents(cache, seed=3).draw_with_shape_cells(40)
+    assert cells.shape == (40, 1, 9, 8, 8) and size == "64x64"
+    assert torch.equal(cells, 2 * latents[:, :1])  # each clip's own row
+    assert captions == CaptionedLatents(cache, seed=3).draw(40)[1]  # the same draws as draw()
+
+
+def test_shape_cells_are_where_the_shapes_differ(tmp_path) -> None:
+    from vidora.models.vae import VAE_PRESETS, VideoVAE
+
+    torch.manual_seed(0)
+    vae = VideoVAE(VAE_PRESETS["tiny"]()).eval()
+    data = DataConfig(sizes=("64x64",), frames=(33,), frame_weights=(1.0,), seed=3)
+    cache = LatentCache.build(tmp_path / "latents.safetensors", vae, data, 4)
+    path = tmp_path / "shape_cells.safetensors"
+    add_shape_cells(cache, vae, path)
+    cells = cache.shape_cells["64x64"]  # (4, 1, F, h, w)
+    assert cells.shape == (4, 1, *cache.latents["64x64"].shape[2:])
+    # Each clip's cells are its latents' distance from its twin's, whose objects are drawn as
+    # other shapes.
+    from vidora.train.data import encode_clips
+    from vidora.world.render import render
+    from vidora.world.splits import get_clip
+
+    for clip, key in enumerate(cache.keys["64x64"]):
+        scene = get_clip("train", key, 3).scene
+        twin = encode_clips(vae, [render(shape_swapped(scene))])  # (1, z, F, h, w)
+        expected = (cache.latents["64x64"][clip : clip + 1].float() - twin).norm(dim=1)
+        assert torch.allclose(cells[clip].float(), expected, atol=2e-3, rtol=2e-3)
+        assert expected.max() > 0.1  # every swap changes the clip
+    stored = cells.clone()
+    cache.shape_cells = None
+    add_shape_cells(cache, vae, path)  # read back from the file, not rebuilt
+    assert torch.equal(cache.shape_cells["64x64"], stored)
+    cache.shape_cells = None
+    add_shape_cells(cache, vae, tmp_path / "by_workers.safetensors", workers=2)
+    assert torch.equal(cache.shape_cells["64x64"], stored)  # rendered in processes: the same
+    assert all(
+        o.shape != s.shape for o, s in zip(scene.objects, shape_swapped(scene).objects, strict=True)
+    )
+    assert [replace(o, shape="circle") for o in scene.objects] == [
+        replace(o, shape="circle") for o in shape_swapped(scene).objects
+    ]
 
 
 def test_noise_comes_from_the_noise_generator_when_one_is_given() -> None:

@@ -164,6 +164,8 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
         (["dit", "train_part=refine"], "needs refine_width > 0 and init_from"),
         (["dit", "train_part=head"], "train_part must be 'all' or 'refine'"),
         (["dit", "unknown_background=30"], "unknown_background is a share, 0 to 1"),
+        (["dit", "shape_weight=-1"], "shape_weight is an extra loss weight"),
+        (["dit", "shape_weight=3", "shape_contrast=1"], "shape_weight needs Shapes World"),
     ],
 )
 def test_train_cli_reports_a_bad_setting_cleanly(args: list[str], message: str) -> None:

@@ -151,6 +151,14 @@ class DiTTrainConfig:
     canvas of no Shapes World colour when a prompt names the background otherwise (the
     held-out wording's 'slate' alone raises its flow loss 3.4 times); this teaches it to draw
     one of the three canvases and the objects asked for. 0: off."""
+    shape_weight: float = 0.0
+    """Extra flow-loss weight on the latent cells where the clip's shapes show (Shapes World
+    runs only): each clip is rendered again with every object as another shape, and a cell
+    weighs up to 1 + shape_weight by how far its latent moved (`vidora.train.dit.
+    add_shape_cells`; built once beside the latent cache, in `cache_workers` processes). A
+    square differs from a circle in a few cells, so the plain loss barely charges a square drawn
+    round (on the built-in model, 4 drew more of the objects and no more squares: MODEL.md,
+    v13). 0: off."""
     shape_contrast: float = 0.0
     """Weight of a contrastive term (Shapes World runs only): each clip's flow loss is taken
     again with its caption naming one object's shape wrongly, every other word the same, and

@@ -18,7 +18,7 @@ Geometry conventions (the renderer draws by them):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -180,6 +180,18 @@ def _bounce(y0: float, vy: float, floor: float, g: float, num_frames: int) -> np
             v += g
         y = y_next
     return ys
+
+
+SHAPE_SWAP = {"circle": "square", "square": "circle", "triangle": "circle"}
+"""The shape each object is redrawn as in `shape_swapped`: the one it is most easily mistaken
+for (circles and squares share their extent)."""
+
+
+def shape_swapped(scene: Scene) -> Scene:
+    """The scene with every object drawn as `SHAPE_SWAP` says, all else the same: the clip a
+    model that cannot tell the shapes apart might as well have drawn."""
+    objects = tuple(replace(o, shape=SHAPE_SWAP[o.shape]) for o in scene.objects)
+    return replace(scene, objects=objects)
 
 
 def sample_scene(rng: np.random.Generator, size: str, *, held_out: HeldOut = "exclude") -> Scene:

@@ -20,7 +20,7 @@ import numpy as np
 
 from vidora.world.captions import write_caption
 from vidora.world.render import render
-from vidora.world.scene import Scene, sample_scene
+from vidora.world.scene import Scene, sample_scene, shape_swapped
 from vidora.world.spec import NUM_FRAMES, SIZES, SPLITS
 
 _SPLIT_IDS: dict[str, int] = {
@@ -81,6 +81,10 @@ def get_clip(split: str, index: int, seed: int = 0) -> Clip:
     return Clip(split=split, index=int(index), seed=int(seed), scene=scene, caption=caption)
 
 
-def clip_frames(split: str, index: int, seed: int, num_frames: int = NUM_FRAMES) -> np.ndarray:
-    """Clip `index`'s frames, (T, H, W, 3) uint8: what worker processes render (no torch here)."""
-    return get_clip(split, index, seed).frames(num_frames)
+def clip_frames(
+    split: str, index: int, seed: int, num_frames: int = NUM_FRAMES, swap_shapes: bool = False
+) -> np.ndarray:
+    """Clip `index`'s frames, (T, H, W, 3) uint8: what worker processes render (no torch here);
+    with `swap_shapes`, its `shape_swapped` twin's."""
+    scene = get_clip(split, index, seed).scene
+    return render(shape_swapped(scene) if swap_shapes else scene, num_frames)
