@@ -526,13 +526,13 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     if not dist.is_main:  # the cache is complete on disk now: this only reads it
         cache = LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips)
     if cfg.shape_weight:  # rank 0 builds the cells like the cache; the others then read them
+        cells_path = run_dir / "shape_cells.safetensors"
         if dist.is_main:
-            cells_path = run_dir / "shape_cells.safetensors"
             add_shape_cells(cache, vae, cells_path, progress, cfg.cache_workers)
         if dist.world_size > 1:
             torch.distributed.barrier()
         if not dist.is_main:
-            add_shape_cells(cache, vae, run_dir / "shape_cells.safetensors")
+            add_shape_cells(cache, vae, cells_path)
     stand_ins = stand_in_words(text_encoder.vocabulary()) if cfg.unknown_background else ()
     draws = CaptionedLatents(cache, cfg.data.seed, dist.rank, cfg.unknown_background, stand_ins)
     validation = None
