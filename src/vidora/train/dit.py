@@ -18,7 +18,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -107,8 +107,7 @@ class LatentCache:
         total = per_size * len(sizes)
         saved = sum(len(k) for k in keys.values())
         render_here = workers == 0 or not isinstance(source, ShapesSource)
-        spawn = multiprocessing.get_context("spawn")  # safe after CUDA has started
-        with nullcontext() if render_here else ProcessPoolExecutor(workers, spawn) as pool:
+        with _render_pool(0 if render_here else workers) as pool:
             block = ENCODE_BATCH * (1 if pool is None else workers)  # clips rendered together
             while any(len(keys[s]) < per_size for s in sizes):
                 for size in sizes:
@@ -143,10 +142,32 @@ def _next_clips(
     `pool`'s processes when given: Shapes World only) and keys."""
     frames, _, keys = ordered_clips(source, size, done, count, render=pool is None)
     if pool is not None:
-        n = len(keys)
-        args = [source.split] * n, keys, [source.seed] * n, [source.num_frames] * n
-        frames = list(pool.map(clip_frames, *args, chunksize=ENCODE_BATCH))
+        frames = _render_clips(source.split, keys, source.seed, source.num_frames, pool)
     return frames, keys
+
+
+def _render_pool(workers: int) -> AbstractContextManager[ProcessPoolExecutor | None]:
+    """`workers` processes to render Shapes World clips in (spawned: safe after CUDA has
+    started), or None for 0: render in this one."""
+    if workers == 0:
+        return nullcontext()
+    return ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"))
+
+
+def _render_clips(
+    split: str,
+    keys: list[int],
+    seed: int,
+    num_frames: int,
+    pool: ProcessPoolExecutor | None,
+    swap_shapes: bool = False,
+) -> list[np.ndarray]:
+    """Shapes World clips' frames by key (`clip_frames`), in `pool`'s processes when given."""
+    n = len(keys)
+    args = [split] * n, keys, [seed] * n, [num_frames] * n, [swap_shapes] * n
+    if pool is None:
+        return list(map(clip_frames, *args))
+    return list(pool.map(clip_frames, *args, chunksize=ENCODE_BATCH))
 
 
 def _save_cache(
@@ -196,20 +217,14 @@ def add_shape_cells(
     split, seed = cache.data.split, cache.data.seed
     cells: dict[str, torch.Tensor] = {}
     total, done = sum(len(k) for k in cache.keys.values()), 0
-    spawn = multiprocessing.get_context("spawn")
-    with nullcontext() if workers == 0 else ProcessPoolExecutor(workers, spawn) as pool:
+    with _render_pool(workers) as pool:
         block = ENCODE_BATCH * max(workers, 1)  # clips rendered together
         for size, latents in cache.latents.items():
             parts = []
             for start in range(0, len(latents), block):
                 keys = cache.keys[size][start : start + block]
                 n = len(keys)
-                args = [split] * n, keys, [seed] * n, [NUM_FRAMES] * n, [True] * n
-                twins = list(
-                    map(clip_frames, *args)
-                    if pool is None
-                    else pool.map(clip_frames, *args, chunksize=ENCODE_BATCH)
-                )
+                twins = _render_clips(split, keys, seed, NUM_FRAMES, pool, swap_shapes=True)
                 for i in range(0, n, ENCODE_BATCH):
                     twin = encode_clips(vae, twins[i : i + ENCODE_BATCH]).cpu()  # (b, z, F, h, w)
                     clips = latents[start + i : start + i + ENCODE_BATCH].float()
