@@ -154,6 +154,10 @@ GUIDANCE_INTERVAL_HELP = (
     "(default: the model's)."
 )
 
+ETA_HELP = (
+    "Share of fresh noise each Euler step takes in, 0 (the plain ODE) to 1 (default: the model's)."
+)
+
 
 @app.command("generate")
 def generate(
@@ -175,6 +179,7 @@ def generate(
     guidance_interval: str | None = typer.Option(
         None, "--guidance-interval", metavar="START,END", help=GUIDANCE_INTERVAL_HELP
     ),
+    eta: float | None = typer.Option(None, "--eta", min=0.0, max=1.0, help=ETA_HELP),
     negative_prompt: str | None = typer.Option(
         None, "--negative-prompt", help="What the video should not show."
     ),
@@ -224,7 +229,7 @@ def generate(
 
     console = Console(stderr=True)
     with console.status("loading the model"):
-        pipeline = _load_pipeline(checkpoint, interval)
+        pipeline = _load_pipeline(checkpoint, interval, eta)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -272,9 +277,11 @@ def _parse_guidance_interval(text: str | None) -> tuple[float, float] | None:
 
 
 def _load_pipeline(
-    checkpoint: str | None, guidance_interval: tuple[float, float] | None = None
+    checkpoint: str | None,
+    guidance_interval: tuple[float, float] | None = None,
+    eta: float | None = None,
 ):  # -> TextToVideoPipeline
-    """The release, with its default guidance interval replaced when one is given."""
+    """The release, with its default guidance interval and eta replaced where given."""
     from dataclasses import replace
 
     from vidora.pipelines import TextToVideoPipeline
@@ -285,6 +292,11 @@ def _load_pipeline(
         raise typer.BadParameter(str(error), param_hint="--checkpoint") from None
     if guidance_interval is not None:
         pipeline.defaults = replace(pipeline.defaults, guidance_interval=guidance_interval)
+    if eta is not None:
+        try:
+            pipeline.defaults = replace(pipeline.defaults, eta=eta)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--eta") from None
     return pipeline
 
 
@@ -317,6 +329,7 @@ def eval_model(
     guidance_interval: str | None = typer.Option(
         None, "--guidance-interval", metavar="START,END", help=GUIDANCE_INTERVAL_HELP
     ),
+    eta: float | None = typer.Option(None, "--eta", min=0.0, max=1.0, help=ETA_HELP),
     conditioning: int = typer.Option(
         0,
         "--conditioning",
@@ -349,7 +362,7 @@ def eval_model(
             f"--seeds must be integers separated by commas, not {seeds!r}"
         ) from None
     interval = _parse_guidance_interval(guidance_interval)
-    pipeline = _load_pipeline(checkpoint, interval)
+    pipeline = _load_pipeline(checkpoint, interval, eta)
     generator = PipelineGenerator(
         pipeline, steps=steps, guidance=guidance, name=checkpoint or "built-in"
     )

@@ -144,6 +144,55 @@ def test_heun_calls_the_model_twice_per_step_except_the_last(x0):
     assert max(calls) < 1  # never asked for v at t = 1
 
 
+# --- fresh noise (eta) ----------------------------------------------------------------------
+
+
+def run_with_fresh_noise(eta, velocity_fn, x0, num_steps, seed=1):
+    """Euler with `eta`, its fresh noise drawn from one seeded generator."""
+    s = EulerSampler(eta=eta)
+    s.set_timesteps(num_steps)
+    g = torch.Generator().manual_seed(seed)
+    x = x0
+    for i, t in enumerate(s.timesteps):
+        z = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        x = s.step(velocity_fn(x, t), i, x, noise=z)
+    return x
+
+
+@pytest.mark.parametrize("eta", [0.5, 1.0])
+def test_fresh_noise_still_lands_on_a_point(eta, x0):
+    # The point's field predicts the data exactly at every step, so the renewed noise is gone
+    # by t = 1, as it is from a point mass's marginals at every t.
+    target = torch.full_like(x0, 0.25)
+    x1 = run_with_fresh_noise(eta, lambda x, t: (target - x) / (1 - t.double()), x0, 5)
+    torch.testing.assert_close(x1, target)
+
+
+@pytest.mark.parametrize("eta", [0.5, 1.0])
+def test_fresh_noise_keeps_the_gaussian_law_and_forgets_the_start(eta):
+    # With the exact field, renewing noise keeps every x_t's law (DDIM's family), so the
+    # endpoints are still N(MU, S^2) as the steps shrink; unlike the ODE's, they no longer
+    # follow their own starting noise.
+    z = torch.randn(20_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x1 = run_with_fresh_noise(eta, gaussian_velocity, z, num_steps=400)
+    assert x1.mean().item() == pytest.approx(MU, abs=0.015)
+    assert x1.std().item() == pytest.approx(S, abs=0.01)
+    ode = run(EulerSampler, gaussian_velocity, z, num_steps=400)
+    assert torch.corrcoef(torch.stack([ode, z]))[0, 1] > 0.99
+    assert torch.corrcoef(torch.stack([x1, z]))[0, 1] < 0.5
+
+
+def test_eta_zero_ignores_noise_and_eta_needs_it(x0):
+    plain = run(EulerSampler, gaussian_velocity, x0, 6)
+    torch.testing.assert_close(run_with_fresh_noise(0.0, gaussian_velocity, x0, 6), plain)
+    s = EulerSampler(eta=0.5)
+    s.set_timesteps(4)
+    with pytest.raises(ValueError, match="needs noise"):
+        s.step(x0, 0, x0)
+    with pytest.raises(ValueError, match=r"eta must lie in \[0, 1\]"):
+        EulerSampler(eta=1.5)
+
+
 # --- the pipeline's loop --------------------------------------------------------------------
 
 

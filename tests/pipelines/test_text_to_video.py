@@ -157,6 +157,33 @@ def test_guidance_applies_only_inside_its_interval(tmp_path: Path) -> None:
         GenerationDefaults(guidance_interval=(0.7, 0.2))
 
 
+def test_fresh_noise_comes_from_each_prompts_seed_and_rides_in_the_release(
+    tmp_path: Path,
+) -> None:
+    def pipeline(eta: float) -> TextToVideoPipeline:
+        pipe = TextToVideoPipeline.tiny_random(defaults=GenerationDefaults(steps=3, eta=eta))
+        torch.manual_seed(1)  # wake the zero-initialised layers, so the velocity is not 0
+        for param in pipe.dit.parameters():
+            param.add_(0.2 * torch.randn_like(param))
+        return pipe
+
+    stochastic = pipeline(1.0)
+    prompts = [PROMPT, "a blue square falling down on a gray background"]
+    batch = stochastic(prompts, seed=[3, 4]).videos
+    for prompt, seed, video in zip(prompts, [3, 4], batch, strict=True):
+        single = stochastic(prompt, seed=seed).videos[0]
+        assert np.abs(single.astype(int) - video.astype(int)).max() <= 1
+    assert not np.array_equal(batch[0], pipeline(0.0)(PROMPT, seed=3).videos[0])
+    assert stochastic(PROMPT, seed=3).settings[0]["eta"] == 1.0
+
+    path = stochastic.save_pretrained(tmp_path / "eta.safetensors")
+    assert TextToVideoPipeline.from_pretrained(path).defaults.eta == 1.0
+    with pytest.raises(ValueError, match="eta applies to the euler sampler"):
+        GenerationDefaults(sampler="heun", eta=0.5)
+    with pytest.raises(ValueError, match="eta must lie"):
+        GenerationDefaults(eta=-0.1)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -1,4 +1,4 @@
-"""ODE samplers for dx/dt = v(x, t), integrated from t = 0 (noise) to t = 1 (data).
+"""Samplers for dx/dt = v(x, t), integrated from t = 0 (noise) to t = 1 (data).
 
 The contract follows diffusers' schedulers, so a pipeline loop reads the same for all of them:
 
@@ -9,7 +9,10 @@ The contract follows diffusers' schedulers, so a pipeline loop reads the same fo
         x = sampler.step(v, i, x)
         # frame conditioning: the pipeline puts the clean frames back into x here
 
-Samplers stay pure ODE steppers; they know nothing of masks. Re-imposing clean frames after
+With `eta` > 0 Euler renews part of the noise at each step, and the loop hands it fresh noise:
+`sampler.step(v, i, x, noise=z)` (`sampler.eta` says whether it wants any).
+
+Samplers stay pure steppers; they know nothing of masks. Re-imposing clean frames after
 every step is correct for Heun too: its corrector restarts from the stored (already clean)
 state, and the pipeline overwrites the conditioning frames of whatever comes out.
 """
@@ -52,8 +55,16 @@ class Sampler:
     def num_steps(self) -> int:
         return max(len(self.grid) - 1, 0)
 
-    def step(self, velocity: Tensor, index: int, sample: Tensor) -> Tensor:
-        """Advance `sample` using `velocity` = v(sample, timesteps[index]); returns the next x."""
+    eta = 0.0
+    """Share of fresh noise a step takes in (0 for an ODE step); see `EulerSampler`."""
+
+    def step(
+        self, velocity: Tensor, index: int, sample: Tensor, noise: Tensor | None = None
+    ) -> Tensor:
+        """Advance `sample` using `velocity` = v(sample, timesteps[index]); returns the next x.
+
+        `noise` (like `sample`, standard normal) is required when `eta` > 0 and unused otherwise.
+        """
         if len(self.timesteps) == 0:
             raise RuntimeError("call set_timesteps(num_steps) before step()")
         if index != self._next:
@@ -63,9 +74,15 @@ class Sampler:
             )
         if velocity.shape != sample.shape:
             raise ValueError(f"velocity {tuple(velocity.shape)} != sample {tuple(sample.shape)}")
+        if self.eta > 0 and (noise is None or noise.shape != sample.shape):
+            raise ValueError(
+                f"eta = {self.eta} needs noise shaped like the sample, {tuple(sample.shape)}"
+            )
         self._next += 1
         # Low-precision samples are stepped in float32, as diffusers does, then cast back.
         work = torch.promote_types(sample.dtype, torch.float32)
+        if self.eta > 0:
+            self._noise = noise.to(work)  # type: ignore[union-attr]
         return self._step(velocity.to(work), index, sample.to(work)).to(sample.dtype)
 
     def sample(self, velocity_fn: Callable[[Tensor, Tensor], Tensor], noise: Tensor) -> Tensor:
@@ -86,15 +103,40 @@ class Sampler:
 
 
 class EulerSampler(Sampler):
-    """x_{k+1} = x_k + (t_{k+1} - t_k) * v(x_k, t_k): one model call per step, first order."""
+    """x_{k+1} = x_k + (t_{k+1} - t_k) * v(x_k, t_k): one model call per step, first order.
+
+    The same step in other words: from (x, t) and v it predicts the data d = x + (1 - t) v and
+    the noise e = x - t v, and lands on t' = t_{k+1} at t' d + (1 - t') e. With `eta` > 0 part
+    of e is renewed: it lands on t' d + sqrt((1 - t')^2 - c^2) e + c z, z fresh noise and c eta
+    times the spread of x_t' given x_t and the data (DDIM's eta, Song et al., 2021, on the
+    straight path). eta = 1 is ancestral sampling, as DDPM's; every eta keeps each x_t's law for
+    an exact v, so it only trades the ODE's determinism for steps that can correct earlier
+    mistakes. The last step, onto the data, has no noise left and is plain Euler.
+    """
 
     order = 1
+
+    def __init__(self, eta: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta must lie in [0, 1], not {eta}")
+        self.eta = float(eta)
 
     def _evaluation_times(self) -> Tensor:
         return self.grid[:-1]
 
     def _step(self, velocity: Tensor, index: int, sample: Tensor) -> Tensor:
-        return sample + (self._bounds[index + 1] - self._bounds[index]) * velocity
+        t, t_next = self._bounds[index], self._bounds[index + 1]
+        if self.eta == 0 or t_next >= 1.0:
+            return sample + (t_next - t) * velocity
+        data = sample + (1 - t) * velocity
+        noise = sample - t * velocity
+        # x_t = (t / t') x_t' + noise of variance (1 - t)^2 - (t / t')^2 (1 - t')^2, so x_t' given
+        # x_t and the data has (1 - t')^2 / (1 - t)^2 times that variance.
+        spread = (1 - t_next) / (1 - t) * ((1 - t) ** 2 - (t / t_next * (1 - t_next)) ** 2) ** 0.5
+        fresh = self.eta * spread
+        kept = max((1 - t_next) ** 2 - fresh**2, 0.0) ** 0.5  # eta = 1 at t = 0: exactly 0
+        return t_next * data + kept * noise + fresh * self._noise
 
 
 class HeunSampler(Sampler):

@@ -50,8 +50,14 @@ class GenerationDefaults:
     guidance_interval: tuple[float, float] = (0.0, 1.0)
     """Guidance applies at the steps whose time t lies in [start, end); the rest use the
     conditional velocity alone, one model call instead of two (Kynkäänniemi et al., 2024)."""
+    eta: float = 0.0
+    """Share of fresh noise each Euler step takes in (`EulerSampler`); 0 is the plain ODE."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"eta must lie in [0, 1], not {self.eta}")
+        if self.eta and self.sampler != "euler":
+            raise ValueError(f"eta applies to the euler sampler, not {self.sampler!r}")
         # A JSON header gives a list.
         object.__setattr__(
             self, "guidance_interval", check_guidance_interval(*self.guidance_interval)
@@ -278,6 +284,7 @@ class TextToVideoPipeline:
                 "sampler": self.defaults.sampler,
                 "shift": self.defaults.shift,
                 "guidance_interval": list(self.defaults.guidance_interval),
+                "eta": self.defaults.eta,
                 "image": images is not None,
                 "extends": videos is not None,
             }
@@ -322,7 +329,7 @@ class TextToVideoPipeline:
         x = torch.where(keep, clean, x)
 
         # c. Denoise: model -> guidance -> sampler.step -> put the given frames back.
-        sampler = SAMPLERS[self.defaults.sampler]()
+        sampler = SAMPLERS[self.defaults.sampler](**self._sampler_options())
         sampler.set_timesteps(steps, shift=self.defaults.shift)
         start, end = self.defaults.guidance_interval
         for i, t in enumerate(sampler.timesteps):
@@ -337,13 +344,20 @@ class TextToVideoPipeline:
                 v = classifier_free_guidance(v_cond, v_uncond, guidance)
             else:
                 v = self.dit(x, t.expand(n).to(self.device), text[:n], text_mask[:n], cond)
-            x = sampler.step(v, i, x)
+            # Fresh noise for a stochastic step, from each prompt's own generator.
+            z = None
+            if sampler.eta:
+                z = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(x)
+            x = sampler.step(v, i, x, noise=z)
             x = torch.where(keep, clean, x)
             progress((i + 1) / len(sampler.timesteps))
 
         # d. Decode.
         video = self.vae.decode(self.vae.denormalize(x))  # (n, 3, 33, H, W)
         return np.stack([tensor_to_frames(v) for v in video])
+
+    def _sampler_options(self) -> dict[str, float]:
+        return {"eta": self.defaults.eta} if self.defaults.eta else {}
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         states, mask = self.text_encoder.encode(prompts)
