@@ -33,6 +33,9 @@ class Sampler:
     order = 1
     """Order of accuracy: halving the step divides the endpoint error by 2 ** order."""
 
+    eta = 0.0
+    """Share of fresh noise a step takes in (0 for an ODE step); see `EulerSampler`."""
+
     def __init__(self) -> None:
         self.grid = torch.empty(0, dtype=torch.float64)
         """The N + 1 step boundaries, from 0 to 1 (float64, so dt is exact)."""
@@ -54,9 +57,6 @@ class Sampler:
     @property
     def num_steps(self) -> int:
         return max(len(self.grid) - 1, 0)
-
-    eta = 0.0
-    """Share of fresh noise a step takes in (0 for an ODE step); see `EulerSampler`."""
 
     def step(
         self, velocity: Tensor, index: int, sample: Tensor, noise: Tensor | None = None
