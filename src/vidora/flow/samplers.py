@@ -81,9 +81,8 @@ class Sampler:
         self._next += 1
         # Low-precision samples are stepped in float32, as diffusers does, then cast back.
         work = torch.promote_types(sample.dtype, torch.float32)
-        if self.eta > 0:
-            self._noise = noise.to(work)  # type: ignore[union-attr]
-        return self._step(velocity.to(work), index, sample.to(work)).to(sample.dtype)
+        noise = None if noise is None else noise.to(work)
+        return self._step(velocity.to(work), index, sample.to(work), noise).to(sample.dtype)
 
     def sample(self, velocity_fn: Callable[[Tensor, Tensor], Tensor], noise: Tensor) -> Tensor:
         """Run the whole loop with `velocity_fn(x, t)` (t a 0-d tensor); for tests and scripts."""
@@ -98,7 +97,7 @@ class Sampler:
     def _evaluation_times(self) -> Tensor:
         raise NotImplementedError
 
-    def _step(self, velocity: Tensor, index: int, sample: Tensor) -> Tensor:
+    def _step(self, velocity: Tensor, index: int, sample: Tensor, noise: Tensor | None) -> Tensor:
         raise NotImplementedError
 
 
@@ -125,18 +124,18 @@ class EulerSampler(Sampler):
     def _evaluation_times(self) -> Tensor:
         return self.grid[:-1]
 
-    def _step(self, velocity: Tensor, index: int, sample: Tensor) -> Tensor:
+    def _step(self, velocity: Tensor, index: int, sample: Tensor, noise: Tensor | None) -> Tensor:
         t, t_next = self._bounds[index], self._bounds[index + 1]
         if self.eta == 0 or t_next >= 1.0:
             return sample + (t_next - t) * velocity
         data = sample + (1 - t) * velocity
-        noise = sample - t * velocity
+        predicted_noise = sample - t * velocity
         # x_t = (t / t') x_t' + noise of variance (1 - t)^2 - (t / t')^2 (1 - t')^2, so x_t' given
         # x_t and the data has (1 - t')^2 / (1 - t)^2 times that variance.
         spread = (1 - t_next) / (1 - t) * ((1 - t) ** 2 - (t / t_next * (1 - t_next)) ** 2) ** 0.5
         fresh = self.eta * spread
         kept = max((1 - t_next) ** 2 - fresh**2, 0.0) ** 0.5  # eta = 1 at t = 0: exactly 0
-        return t_next * data + kept * noise + fresh * self._noise
+        return t_next * data + kept * predicted_noise + fresh * noise  # type: ignore[operator]
 
 
 class HeunSampler(Sampler):
@@ -167,7 +166,7 @@ class HeunSampler(Sampler):
             self._stages.pop()
         return torch.stack([self.grid[k + s] for k, s in self._stages])
 
-    def _step(self, velocity: Tensor, index: int, sample: Tensor) -> Tensor:
+    def _step(self, velocity: Tensor, index: int, sample: Tensor, noise: Tensor | None) -> Tensor:
         k, stage = self._stages[index]
         dt = self._bounds[k + 1] - self._bounds[k]
         if stage == 0:

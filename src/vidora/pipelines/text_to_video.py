@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidora.flow import SAMPLERS, classifier_free_guidance
+from vidora.flow import SAMPLERS, Sampler, classifier_free_guidance
 from vidora.models.dit import DiT, DiTConfig
 from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
 from vidora.models.vae import VAEConfig, VideoVAE, latent_frames, to_unit_range
@@ -54,14 +54,19 @@ class GenerationDefaults:
     """Share of fresh noise each Euler step takes in (`EulerSampler`); 0 is the plain ODE."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.eta <= 1.0:
-            raise ValueError(f"eta must lie in [0, 1], not {self.eta}")
-        if self.eta and self.sampler != "euler":
-            raise ValueError(f"eta applies to the euler sampler, not {self.sampler!r}")
+        self.make_sampler()  # checks the sampler's name and eta
         # A JSON header gives a list.
         object.__setattr__(
             self, "guidance_interval", check_guidance_interval(*self.guidance_interval)
         )
+
+    def make_sampler(self) -> Sampler:
+        """A fresh sampler with these settings' name and eta."""
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        if self.eta and self.sampler != "euler":
+            raise ValueError(f"eta applies to the euler sampler, not {self.sampler!r}")
+        return SAMPLERS[self.sampler](**({"eta": self.eta} if self.eta else {}))
 
 
 def check_guidance_interval(start: float, end: float) -> tuple[float, float]:
@@ -329,7 +334,7 @@ class TextToVideoPipeline:
         x = torch.where(keep, clean, x)
 
         # c. Denoise: model -> guidance -> sampler.step -> put the given frames back.
-        sampler = SAMPLERS[self.defaults.sampler](**self._sampler_options())
+        sampler = self.defaults.make_sampler()
         sampler.set_timesteps(steps, shift=self.defaults.shift)
         start, end = self.defaults.guidance_interval
         for i, t in enumerate(sampler.timesteps):
@@ -355,9 +360,6 @@ class TextToVideoPipeline:
         # d. Decode.
         video = self.vae.decode(self.vae.denormalize(x))  # (n, 3, 33, H, W)
         return np.stack([tensor_to_frames(v) for v in video])
-
-    def _sampler_options(self) -> dict[str, float]:
-        return {"eta": self.defaults.eta} if self.defaults.eta else {}
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         states, mask = self.text_encoder.encode(prompts)
