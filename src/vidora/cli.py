@@ -155,8 +155,11 @@ GUIDANCE_INTERVAL_HELP = (
 )
 
 ETA_HELP = (
-    "Share of fresh noise each Euler step takes in, 0 (the plain ODE) to 1 (default: the model's)."
+    "Share of fresh noise each step takes in, 0 (the plain ODE) to 1: DDIM's eta for euler, a "
+    "fixed share of the predicted noise for renoise (default: the model's)."
 )
+
+SAMPLER_HELP = "euler, heun or renoise (default: the model's)."
 
 
 @app.command("generate")
@@ -179,6 +182,7 @@ def generate(
     guidance_interval: str | None = typer.Option(
         None, "--guidance-interval", metavar="START,END", help=GUIDANCE_INTERVAL_HELP
     ),
+    sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     eta: float | None = typer.Option(None, "--eta", min=0.0, max=1.0, help=ETA_HELP),
     negative_prompt: str | None = typer.Option(
         None, "--negative-prompt", help="What the video should not show."
@@ -229,7 +233,7 @@ def generate(
 
     console = Console(stderr=True)
     with console.status("loading the model"):
-        pipeline = _load_pipeline(checkpoint, interval, eta)
+        pipeline = _load_pipeline(checkpoint, interval, sampler, eta)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -279,9 +283,10 @@ def _parse_guidance_interval(text: str | None) -> tuple[float, float] | None:
 def _load_pipeline(
     checkpoint: str | None,
     guidance_interval: tuple[float, float] | None = None,
+    sampler: str | None = None,
     eta: float | None = None,
 ):  # -> TextToVideoPipeline
-    """The release, with its default guidance interval and eta replaced where given."""
+    """The release, with its default guidance interval, sampler and eta replaced where given."""
     from dataclasses import replace
 
     from vidora.pipelines import TextToVideoPipeline
@@ -292,11 +297,14 @@ def _load_pipeline(
         raise typer.BadParameter(str(error), param_hint="--checkpoint") from None
     if guidance_interval is not None:
         pipeline.defaults = replace(pipeline.defaults, guidance_interval=guidance_interval)
-    if eta is not None:
+    chosen = {"sampler": sampler, "eta": eta}
+    chosen = {name: value for name, value in chosen.items() if value is not None}
+    if chosen:
         try:
-            pipeline.defaults = replace(pipeline.defaults, eta=eta)
+            pipeline.defaults = replace(pipeline.defaults, **chosen)
         except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--eta") from None
+            hint = "--sampler" if str(error).startswith("unknown sampler") else "--eta"
+            raise typer.BadParameter(str(error), param_hint=hint) from None
     return pipeline
 
 
@@ -329,6 +337,7 @@ def eval_model(
     guidance_interval: str | None = typer.Option(
         None, "--guidance-interval", metavar="START,END", help=GUIDANCE_INTERVAL_HELP
     ),
+    sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     eta: float | None = typer.Option(None, "--eta", min=0.0, max=1.0, help=ETA_HELP),
     conditioning: int = typer.Option(
         0,
@@ -362,7 +371,7 @@ def eval_model(
             f"--seeds must be integers separated by commas, not {seeds!r}"
         ) from None
     interval = _parse_guidance_interval(guidance_interval)
-    pipeline = _load_pipeline(checkpoint, interval, eta)
+    pipeline = _load_pipeline(checkpoint, interval, sampler, eta)
     generator = PipelineGenerator(
         pipeline, steps=steps, guidance=guidance, name=checkpoint or "built-in"
     )

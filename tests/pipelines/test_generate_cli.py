@@ -54,6 +54,11 @@ def test_eta_renews_noise_from_the_seed(release: str, tmp_path: Path) -> None:
     stochastic = frames("a.mp4", "--eta", "1")
     assert np.abs(stochastic - frames("b.mp4", "--eta", "1")).mean() < 1
     assert np.abs(stochastic - frames("ode.mp4", "--eta", "0")).mean() > 5
+    # The two samplers' first steps, from pure noise, are the same; four steps tell them apart.
+    renoise = frames("renoise.mp4", "--sampler", "renoise", "--eta", "1", "--steps", "4")
+    again = frames("renoise2.mp4", "--sampler", "renoise", "--eta", "1", "--steps", "4")
+    assert np.abs(renoise - again).mean() < 1
+    assert np.abs(renoise - frames("euler.mp4", "--eta", "1", "--steps", "4")).mean() > 5
 
 
 def test_eight_seconds_and_extension(release: str, tmp_path: Path) -> None:
@@ -86,6 +91,8 @@ def test_first_frame_image_of_any_size_is_fitted(release: str, tmp_path: Path) -
         (["--guidance-interval", "0.7,0.2"], "not '0.7,0.2'"),
         (["--guidance-interval", "half"], "want START,END"),
         (["--eta", "1.5"], "less than or equal to 1"),
+        (["--sampler", "ddpm"], "unknown sampler 'ddpm'"),
+        (["--sampler", "heun", "--eta", "0.5"], "eta applies to the euler and renoise"),
     ],
 )
 def test_bad_input_is_a_usage_error(

@@ -157,11 +157,13 @@ def test_guidance_applies_only_inside_its_interval(tmp_path: Path) -> None:
         GenerationDefaults(guidance_interval=(0.7, 0.2))
 
 
+@pytest.mark.parametrize("sampler", ["euler", "renoise"])
 def test_fresh_noise_comes_from_each_prompts_seed_and_rides_in_the_release(
-    tmp_path: Path,
+    tmp_path: Path, sampler: str
 ) -> None:
     def pipeline(eta: float) -> TextToVideoPipeline:
-        pipe = TextToVideoPipeline.tiny_random(defaults=GenerationDefaults(steps=3, eta=eta))
+        defaults = GenerationDefaults(steps=3, sampler=sampler, eta=eta)
+        pipe = TextToVideoPipeline.tiny_random(defaults=defaults)
         torch.manual_seed(1)  # wake the zero-initialised layers, so the velocity is not 0
         for param in pipe.dit.parameters():
             param.add_(0.2 * torch.randn_like(param))
@@ -177,8 +179,9 @@ def test_fresh_noise_comes_from_each_prompts_seed_and_rides_in_the_release(
     assert stochastic(PROMPT, seed=3).settings[0]["eta"] == 1.0
 
     path = stochastic.save_pretrained(tmp_path / "eta.safetensors")
-    assert TextToVideoPipeline.from_pretrained(path).defaults.eta == 1.0
-    with pytest.raises(ValueError, match="eta applies to the euler sampler"):
+    loaded = TextToVideoPipeline.from_pretrained(path).defaults
+    assert (loaded.sampler, loaded.eta) == (sampler, 1.0)
+    with pytest.raises(ValueError, match="eta applies to the euler and renoise samplers"):
         GenerationDefaults(sampler="heun", eta=0.5)
     with pytest.raises(ValueError, match="eta must lie"):
         GenerationDefaults(eta=-0.1)

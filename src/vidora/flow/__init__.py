@@ -23,12 +23,13 @@ from vidora.flow.path import (
     shift_time,
     velocity_target,
 )
-from vidora.flow.samplers import SAMPLERS, EulerSampler, HeunSampler, Sampler
+from vidora.flow.samplers import SAMPLERS, EulerSampler, HeunSampler, RenoiseSampler, Sampler
 
 __all__ = [
     "SAMPLERS",
     "EulerSampler",
     "HeunSampler",
+    "RenoiseSampler",
     "Sampler",
     "classifier_free_guidance",
     "flow_loss",

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidora.flow import SAMPLERS, Sampler, classifier_free_guidance
+from vidora.flow import (
+    SAMPLERS,
+    EulerSampler,
+    HeunSampler,
+    RenoiseSampler,
+    Sampler,
+    classifier_free_guidance,
+)
 from vidora.models.dit import DiT, DiTConfig
 from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
 from vidora.models.vae import VAEConfig, VideoVAE, latent_frames, to_unit_range
@@ -51,7 +58,8 @@ class GenerationDefaults:
     """Guidance applies at the steps whose time t lies in [start, end); the rest use the
     conditional velocity alone, one model call instead of two (Kynkäänniemi et al., 2024)."""
     eta: float = 0.0
-    """Share of fresh noise each Euler step takes in (`EulerSampler`); 0 is the plain ODE."""
+    """Share of fresh noise each step takes in: DDIM's eta for "euler" (`EulerSampler`), a fixed
+    share of the predicted noise for "renoise" (`RenoiseSampler`); 0 is the plain ODE."""
 
     def __post_init__(self) -> None:
         self.make_sampler()  # checks the sampler's name and eta
@@ -64,9 +72,13 @@ class GenerationDefaults:
         """A fresh sampler with these settings' name and eta."""
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
-        if self.eta and self.sampler != "euler":
-            raise ValueError(f"eta applies to the euler sampler, not {self.sampler!r}")
-        return SAMPLERS[self.sampler](**({"eta": self.eta} if self.eta else {}))
+        if self.sampler == "heun":
+            if self.eta:
+                raise ValueError("eta applies to the euler and renoise samplers, not 'heun'")
+            return HeunSampler()
+        if self.sampler == "renoise":
+            return RenoiseSampler(self.eta)
+        return EulerSampler(self.eta)
 
 
 def check_guidance_interval(start: float, end: float) -> tuple[float, float]:
