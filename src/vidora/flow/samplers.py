@@ -131,15 +131,20 @@ class EulerSampler(Sampler):
             return sample + (t_next - t) * velocity
         data = sample + (1 - t) * velocity
         predicted_noise = sample - t * velocity
+        kept, fresh = self._noise_shares(t, t_next)
+        return t_next * data + kept * predicted_noise + fresh * noise  # type: ignore[operator]
+
+    def _noise_shares(self, t: float, t_next: float) -> tuple[float, float]:
+        """How much of the predicted noise a step to `t_next` keeps, and how much fresh it adds."""
         # x_t = (t / t') x_t' + noise of variance (1 - t)^2 - (t / t')^2 (1 - t')^2, so x_t' given
         # x_t and the data has (1 - t')^2 / (1 - t)^2 times that variance.
         spread = (1 - t_next) / (1 - t) * ((1 - t) ** 2 - (t / t_next * (1 - t_next)) ** 2) ** 0.5
         fresh = self.eta * spread
         kept = max((1 - t_next) ** 2 - fresh**2, 0.0) ** 0.5  # eta = 1 at t = 0: exactly 0
-        return t_next * data + kept * predicted_noise + fresh * noise  # type: ignore[operator]
+        return kept, fresh
 
 
-class RenoiseSampler(Sampler):
+class RenoiseSampler(EulerSampler):
     """Predict the data, then land on the next time with a fixed share of the noise renewed.
 
     From (x, t) and v it predicts the data d = x + (1 - t) v and the noise e = x - t v, as
@@ -152,25 +157,8 @@ class RenoiseSampler(Sampler):
     0.300 at 1,600). The last step, onto the data, is plain Euler.
     """
 
-    order = 1
-
-    def __init__(self, eta: float) -> None:
-        super().__init__()
-        if not 0.0 <= eta <= 1.0:
-            raise ValueError(f"eta must lie in [0, 1], not {eta}")
-        self.eta = float(eta)
-
-    def _evaluation_times(self) -> Tensor:
-        return self.grid[:-1]
-
-    def _step(self, velocity: Tensor, index: int, sample: Tensor, noise: Tensor | None) -> Tensor:
-        t, t_next = self._bounds[index], self._bounds[index + 1]
-        if self.eta == 0 or t_next >= 1.0:
-            return sample + (t_next - t) * velocity
-        data = sample + (1 - t) * velocity
-        predicted_noise = sample - t * velocity
-        renewed = (1 - self.eta**2) ** 0.5 * predicted_noise + self.eta * noise  # type: ignore[operator]
-        return t_next * data + (1 - t_next) * renewed
+    def _noise_shares(self, t: float, t_next: float) -> tuple[float, float]:
+        return (1 - t_next) * (1 - self.eta**2) ** 0.5, (1 - t_next) * self.eta
 
 
 class HeunSampler(Sampler):
