@@ -188,8 +188,14 @@ def build_wan(vidora: TextToVideoPipeline) -> WanBuild:
     torch.manual_seed(0)
     wan_transformer, vae = transformer(layers).eval(), wan_vae(enc_base, dec_base).eval()
 
-    schedulers = {"euler": FlowMatchEulerDiscreteScheduler, "heun": FlowMatchHeunDiscreteScheduler}
-    scheduler = schedulers[vidora.defaults.sampler](shift=vidora.defaults.shift)
+    # diffusers' stochastic flow-matching Euler is Vidora's renoise at eta 1: the same work a step.
+    schedulers = {
+        "euler": (FlowMatchEulerDiscreteScheduler, {}),
+        "heun": (FlowMatchHeunDiscreteScheduler, {}),
+        "renoise": (FlowMatchEulerDiscreteScheduler, {"stochastic_sampling": True}),
+    }
+    scheduler_class, options = schedulers[vidora.defaults.sampler]
+    scheduler = scheduler_class(shift=vidora.defaults.shift, **options)
     pipe = WanPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,

@@ -19,14 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidora.flow import (
-    SAMPLERS,
-    EulerSampler,
-    HeunSampler,
-    RenoiseSampler,
-    Sampler,
-    classifier_free_guidance,
-)
+from vidora.flow import SAMPLERS, EulerSampler, Sampler, classifier_free_guidance
 from vidora.models.dit import DiT, DiTConfig
 from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
 from vidora.models.vae import VAEConfig, VideoVAE, latent_frames, to_unit_range
@@ -72,13 +65,15 @@ class GenerationDefaults:
         """A fresh sampler with these settings' name and eta."""
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
-        if self.sampler == "heun":
-            if self.eta:
-                raise ValueError("eta applies to the euler and renoise samplers, not 'heun'")
-            return HeunSampler()
-        if self.sampler == "renoise":
-            return RenoiseSampler(self.eta)
-        return EulerSampler(self.eta)
+        sampler_class = SAMPLERS[self.sampler]
+        if issubclass(sampler_class, EulerSampler):  # the samplers that renew noise
+            return sampler_class(self.eta)
+        if self.eta:
+            stochastic = [name for name, cls in SAMPLERS.items() if issubclass(cls, EulerSampler)]
+            raise ValueError(
+                f"eta applies to the {' and '.join(stochastic)} samplers, not {self.sampler!r}"
+            )
+        return sampler_class()
 
 
 def check_guidance_interval(start: float, end: float) -> tuple[float, float]:
