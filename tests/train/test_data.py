@@ -72,3 +72,30 @@ def test_a_cache_rendered_by_worker_processes_is_the_cache_rendered_here(tmp_pat
     assert here.keys == workers.keys and all(len(k) == 10 for k in here.keys.values())
     for size in here.latents:
         assert torch.equal(here.latents[size], workers.latents[size])
+
+
+def test_a_continuation_cache_holds_each_clips_motion_carried_on(tmp_path: Path) -> None:
+    from vidora.models.vae import VAE_PRESETS, VideoVAE
+    from vidora.train.data import encode_clips
+    from vidora.train.dit import CONTINUATION_STARTS, LatentCache, continuation_start
+    from vidora.world.splits import clip_frames
+
+    torch.manual_seed(0)
+    vae = VideoVAE(VAE_PRESETS["tiny"]()).eval()
+    data = DataConfig(sizes=("64x64",), frames=(33,), frame_weights=(1.0,), seed=3)
+    cache = LatentCache.build(tmp_path / "c.safetensors", vae, data, 4, continuation=True)
+    keys = cache.keys["64x64"]
+    assert CONTINUATION_STARTS == (27, 54)  # the pipeline's second and third chunks
+    assert {continuation_start(k) for k in keys} == {27, 54}
+    frames = [clip_frames("train", k, 3, start=continuation_start(k)) for k in keys]
+    assert torch.equal(cache.latents["64x64"], encode_clips(vae, frames).half())
+    plain = LatentCache.build(tmp_path / "p.safetensors", vae, data, 4)
+    assert plain.keys["64x64"] == keys  # the same scenes, from frame 0
+    assert not torch.equal(plain.latents["64x64"], cache.latents["64x64"])
+    workers = LatentCache.build(
+        tmp_path / "w.safetensors", vae, data, 4, workers=2, continuation=True
+    )
+    assert torch.equal(workers.latents["64x64"], cache.latents["64x64"])
+    folder = DataConfig(source=str(tmp_path), frames=(33,), frame_weights=(1.0,))
+    with pytest.raises(ValueError, match="continuation clips carry Shapes World"):
+        LatentCache.build(tmp_path / "f.safetensors", vae, folder, 4, continuation=True)

@@ -10,12 +10,14 @@ from dataclasses import replace
 import pytest
 import torch
 
+from vidora.flow import sample_timesteps
 from vidora.train.config import DataConfig, DiTTrainConfig
 from vidora.train.dit import (
     CaptionedLatents,
     LatentCache,
     WrongText,
     add_shape_cells,
+    conditioning_mask,
     dit_loss,
     drop_tokens,
     jitter_text,
@@ -99,12 +101,13 @@ def test_draw_with_shape_cells_gives_each_clips_own_cells() -> None:
     rows = torch.arange(40.0)[:, None, None, None, None]  # row i's latents and cells hold i
     cache = LatentCache({"64x64": rows.expand(40, 8, 9, 8, 8)}, {"64x64": list(range(40))}, data)
     with pytest.raises(ValueError, match="no shape cells"):
-        CaptionedLatents(cache, seed=3).draw_with_shape_cells(8)
+        CaptionedLatents(cache, seed=3).draw(8, shape_cells=True)
     cache.shape_cells = {"64x64": (rows * 2).expand(40, 1, 9, 8, 8).half()}
-    latents, captions, cells, size = CaptionedLatents(cache, seed=3).draw_with_shape_cells(40)
-    assert cells.shape == (40, 1, 9, 8, 8) and size == "64x64"
-    assert torch.equal(cells, 2 * latents[:, :1])  # each clip's own row
-    assert captions == CaptionedLatents(cache, seed=3).draw(40)[1]  # the same draws as draw()
+    batch = CaptionedLatents(cache, seed=3).draw(40, shape_cells=True)
+    assert batch.shape_cells.shape == (40, 1, 9, 8, 8) and batch.size == "64x64"
+    assert torch.equal(batch.shape_cells, 2 * batch.latents[:, :1])  # each clip's own row
+    plain = CaptionedLatents(cache, seed=3).draw(40)
+    assert batch.captions == plain.captions and plain.shape_cells is None  # the same draws
 
 
 def test_shape_cells_are_where_the_shapes_differ(tmp_path) -> None:
@@ -252,9 +255,9 @@ def test_shape_contrast_without_the_wrong_gradient_only_lowers_the_true_loss() -
 def test_wrong_shape_captions_change_one_shape_word_alone() -> None:
     data = DataConfig(sizes=("64x64",), frames=(33,), frame_weights=(1.0,))
     cache = LatentCache({"64x64": torch.zeros(40, 8, 9, 8, 8)}, {"64x64": list(range(40))}, data)
-    latents, captions, wrong, size = CaptionedLatents(cache, seed=3).draw_with_wrong_shapes(40)
-    assert latents.shape == (40, 8, 9, 8, 8) and size == "64x64"
-    for true, swapped in zip(captions, wrong, strict=True):
+    batch = CaptionedLatents(cache, seed=3).draw(40, wrong_shapes=True)
+    assert batch.latents.shape == (40, 8, 9, 8, 8) and batch.size == "64x64"
+    for true, swapped in zip(batch.captions, batch.wrong_captions, strict=True):
         a, b = parse_prompt(true), parse_prompt(swapped)
         assert a.background == b.background and len(a.objects) == len(b.objects)
         changed = [(x, y) for x, y in zip(a.objects, b.objects, strict=True) if x != y]
@@ -268,10 +271,10 @@ def test_unknown_background_puts_stand_ins_where_the_background_word_was() -> No
     data = DataConfig(sizes=("64x64",), frames=(33,), frame_weights=(1.0,))
     cache = LatentCache({"64x64": torch.zeros(40, 8, 9, 8, 8)}, {"64x64": list(range(40))}, data)
     stand_ins = ("aerospace", "lemonade", "umbrella")
-    plain = CaptionedLatents(cache, seed=3).draw(200)[1]
-    assert plain == CaptionedLatents(cache, seed=3, unknown_background=0.0).draw(200)[1]
+    plain = CaptionedLatents(cache, seed=3).draw(200).captions
+    assert plain == CaptionedLatents(cache, seed=3, unknown_background=0.0).draw(200).captions
     captions = CaptionedLatents(cache, seed=3, unknown_background=0.5, stand_ins=stand_ins)
-    drawn = captions.draw(200)[1]
+    drawn = captions.draw(200).captions
     unread = [c for c in drawn if parse_prompt(c).background is None]
     assert 70 < len(unread) < 130  # about half
     for caption in unread:
@@ -279,3 +282,64 @@ def test_unknown_background_puts_stand_ins_where_the_background_word_was() -> No
         assert parse_prompt(caption).objects  # the objects are still named
     with pytest.raises(ValueError, match="stand-in words"):
         CaptionedLatents(cache, seed=3, unknown_background=0.5)
+
+
+def test_continuation_draws_come_from_their_cache_with_no_shape_weight() -> None:
+    data = DataConfig(sizes=("64x64",), frames=(33,), frame_weights=(1.0,))
+    plain = LatentCache({"64x64": torch.zeros(40, 8, 9, 8, 8)}, {"64x64": list(range(40))}, data)
+    plain.shape_cells = {"64x64": torch.ones(40, 1, 9, 8, 8).half()}
+    carried = LatentCache(
+        {"64x64": torch.ones(10, 8, 9, 8, 8)}, {"64x64": list(range(100, 110))}, data
+    )
+    with pytest.raises(ValueError, match="needs a cache of continuation clips"):
+        CaptionedLatents(plain, seed=3, continuation_share=0.5)
+    draws = CaptionedLatents(plain, seed=3, continuations=carried, continuation_share=0.25)
+    batch = draws.draw(400, shape_cells=True)
+    assert 70 < int(batch.extends.sum()) < 130  # about a quarter
+    from_carried = batch.latents.flatten(1).eq(1).all(1)  # (B,) rows of the continuation cache
+    assert torch.equal(from_carried, batch.extends)
+    assert torch.equal(batch.shape_cells.flatten(1).eq(0).all(1), batch.extends)
+    # Captions come from each clip's own scene: the continuation's key, not the row it replaced.
+    scenes = draws._scenes(list(range(100, 110)))
+    colours = {o.colour for scene in scenes for o in scene.objects}
+    for caption, extends in zip(batch.captions, batch.extends.tolist(), strict=True):
+        if extends:
+            assert {o.colour for o in parse_prompt(caption).objects} <= colours, caption
+    # Without continuations the same seed draws the same clips and captions as before.
+    assert not CaptionedLatents(plain, seed=3).draw(400).extends.any()
+    assert (
+        CaptionedLatents(plain, seed=3).draw(40).captions
+        == CaptionedLatents(plain, seed=3, continuations=carried).draw(40).captions
+    )
+
+
+class _RecordsGiven(torch.nn.Module):
+    """Predicts zero velocity and remembers the conditioning mask it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.cond: torch.Tensor | None = None
+
+    def forward(self, x, t, text, text_mask, cond):
+        self.cond = cond
+        return torch.zeros_like(x) + self.anchor
+
+
+def test_continuation_clips_are_given_their_first_two_latent_frames() -> None:
+    latents = torch.randn(6, 8, 9, 8, 8, generator=torch.Generator().manual_seed(1))
+    text, text_mask = torch.zeros(6, 4, 16), torch.ones(6, 4, dtype=torch.bool)
+    extends = torch.tensor([True, False, True, False, False, True])
+    cfg = replace(DiTTrainConfig(), cond_prob=0.5)
+    model = _RecordsGiven()
+    dit_loss(
+        model, latents, text, text_mask, cfg, torch.Generator().manual_seed(0), extends=extends
+    )
+    # dit_loss draws the noise, then the times, then the mask: draw them again to compare
+    generator = torch.Generator().manual_seed(0)
+    torch.randn(latents.shape, generator=generator)
+    sample_timesteps(6, generator, shift=cfg.timestep_shift)
+    random = conditioning_mask(6, 9, 0.5, generator)
+    expected = torch.where(extends[:, None], torch.arange(9) < 2, random)
+    assert torch.equal(model.cond, expected)
+    assert not torch.equal(random[extends], expected[extends])  # the test can tell them apart

@@ -118,6 +118,23 @@ def test_a_shape_contrast_run_trains_and_resumes(vae_run: Path, tmp_path: Path) 
         dit_stage.main(replace(cfg(3), data=replace(cfg(3).data, source=str(tmp_path))))
 
 
+def test_a_continuation_run_trains_and_resumes(vae_run: Path, tmp_path: Path) -> None:
+    def cfg(steps: int) -> DiTTrainConfig:
+        extra = ["save_every=2", "warmup=1", "val_clips=0", "word_gap_clips=0", "batch_size=4"]
+        share = ["continuation_share=0.5", "continuation_clips=6"]
+        return _dit_cfg(tmp_path, vae_run, f"steps={steps}", *extra, *share)
+
+    dit_stage.main(cfg(2))
+    assert (tmp_path / "continuations.safetensors").is_file()
+    dit_stage.main(cfg(3))  # resumed: the draws replayed, continuations included
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3] and all(
+        np.isfinite(r["loss"]) for r in records
+    )
+    with pytest.raises(ValueError, match="continuation_share carries Shapes World"):
+        dit_stage.main(replace(cfg(3), data=replace(cfg(3).data, source=str(tmp_path))))
+
+
 def test_a_refine_run_trains_the_new_head_alone(tmp_path: Path) -> None:
     pipe = TextToVideoPipeline.tiny_random()
     path = pipe.save_pretrained(tmp_path / "release.safetensors")
@@ -165,6 +182,7 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
         (["dit", "train_part=head"], "train_part must be 'all' or 'refine'"),
         (["dit", "unknown_background=30"], "unknown_background is a share, 0 to 1"),
         (["dit", "shape_weight=-1"], "shape_weight is an extra loss weight"),
+        (["dit", "continuation_share=1.5"], "continuation_share is a share, 0 to 1"),
         (["dit", "shape_weight=3", "shape_contrast=1"], "shape_weight needs Shapes World"),
     ],
 )

@@ -15,7 +15,7 @@ import pytest
 
 from vidora.world.captions import TEMPLATES
 from vidora.world.spec import HELD_OUT_TRIPLES, NUM_FRAMES, SIZES, SPLITS, parse_size
-from vidora.world.splits import Clip, clip_size, get_clip
+from vidora.world.splits import Clip, clip_frames, clip_size, get_clip
 
 N = 800  # clips per split in the sampling tests
 
@@ -154,3 +154,22 @@ def test_cli_sample_refuses_an_unknown_split_without_a_traceback(tmp_path) -> No
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_clip_carried_on_continues_its_own_motion_and_may_leave_the_frame() -> None:
+    index = next(
+        i
+        for i in range(200)
+        if [o.motion for o in get_clip("train", i, seed=3).scene.objects] == ["right"]
+    )
+    clip = get_clip("train", index, seed=3)
+    frames = clip_frames("train", index, 3)
+    later = clip_frames("train", index, 3, start=27)
+    assert later.shape == frames.shape
+    assert np.array_equal(later[:5], frames[27:])  # its first frames are the clip's last
+    # Carried on 60 frames, an object moving right at 1 to 1.5 px a frame is gone: canvas only.
+    gone = clip_frames("train", index, 3, num_frames=1, start=200)[0]
+    background = frames[0, 0, 0]
+    assert clip.scene.objects[0].motion == "right" and (gone == background).all()
+    with pytest.raises(ValueError, match="start must be 0 or more"):
+        clip_frames("train", index, 3, start=-1)

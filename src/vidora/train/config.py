@@ -126,6 +126,16 @@ class DiTTrainConfig:
     """Share of clips whose first latent frames are given clean (image-to-video, extension)."""
     cache_clips: int = 6000
     """Clips encoded once into the latent cache (spread over the sizes)."""
+    continuation_share: float = 0.0
+    """Share of clips that are continuations, trained as extensions (Shapes World runs only):
+    a scene's motion carried on past its 32 frames, from where the pipeline's second or third
+    chunk starts (`vidora.train.dit.CONTINUATION_STARTS`), its first 2 latent frames (the
+    previous chunk's last 5 frames) given. A Shapes World clip keeps its objects inside the
+    frame for all 32 frames, so without these an extension has never seen an object leave: at
+    the edge the DiT draws it back inside, a jump at the seam. 0: off."""
+    continuation_clips: int = 2000
+    """Continuation clips encoded once into their own latent cache (`continuations.safetensors`
+    beside the latent cache), when `continuation_share` is on."""
     cache_workers: int = 0
     """Processes that render the cache's Shapes World clips (0: this one). On a GPU machine,
     rendering on one core is most of a cache's time; there, give it the cores."""

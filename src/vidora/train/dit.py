@@ -31,8 +31,8 @@ from torch.nn.parallel import DistributedDataParallel
 from vidora.flow import flow_loss, interpolate, sample_timesteps, velocity_target
 from vidora.models.dit import DIT_PRESETS, DiT, DiTConfig
 from vidora.models.text_encoder import load_text_encoder
-from vidora.models.vae import VideoVAE
-from vidora.pipelines.text_to_video import TextToVideoPipeline
+from vidora.models.vae import VideoVAE, latent_frames
+from vidora.pipelines.text_to_video import CONTEXT_FRAMES, EXTENSION_FRAMES, TextToVideoPipeline
 from vidora.train.checkpoint import load_training_state, save_training_state
 from vidora.train.config import DataConfig, DiTTrainConfig, config_to_dict
 from vidora.train.data import (
@@ -60,6 +60,19 @@ SAVE_EVERY_CLIPS = 512
 ENCODE_BATCH = 8
 """Clips encoded together while a cache is built (more only pays on a GPU); worker processes
 render `cache_workers` times as many at a time."""
+
+CONTINUATION_STARTS = (EXTENSION_FRAMES, 2 * EXTENSION_FRAMES)
+"""Frames of a scene's motion at which a continuation clip starts: where the pipeline's second
+and third chunks start (8 s and 12 s videos), 5 frames before the previous chunk ends."""
+
+EXTENSION_LATENTS = latent_frames(CONTEXT_FRAMES)
+"""Latent frames an extension is given: the previous chunk's last 5 frames (2)."""
+
+
+def continuation_start(key: int) -> int:
+    """The frame clip `key`'s continuation starts at: `CONTINUATION_STARTS` in turn by key."""
+    return CONTINUATION_STARTS[key % len(CONTINUATION_STARTS)]
+
 
 # ---------------------------------------------------------------------------------------
 # The latent cache
@@ -90,9 +103,15 @@ class LatentCache:
         clips: int,
         progress: Progress | None = None,
         workers: int = 0,
+        continuation: bool = False,
     ) -> LatentCache:
         """Encode `clips` clips (spread over the sizes), resuming a partial cache at `path`;
-        `workers` processes render Shapes World clips (0: this process)."""
+        `workers` processes render Shapes World clips (0: this process). `continuation`: each
+        Shapes World clip's motion carried on past its 32 frames instead, from
+        `continuation_start(key)` (what an extension continues; its objects may leave the frame).
+        """
+        if continuation and data.source != "shapes":
+            raise ValueError("continuation clips carry Shapes World scenes on (data.source=shapes)")
         latents: dict[str, list[torch.Tensor]] = {s: [] for s in data.sizes}
         keys: dict[str, list[int]] = {s: [] for s in data.sizes}
         if path.exists():
@@ -114,7 +133,9 @@ class LatentCache:
                     if len(keys[size]) >= per_size:
                         continue
                     count = min(block, per_size - len(keys[size]))
-                    frames, batch_keys = _next_clips(source, size, keys[size], count, pool)
+                    frames, batch_keys = _next_clips(
+                        source, size, keys[size], count, pool, continuation
+                    )
                     for i in range(0, count, ENCODE_BATCH):
                         chunk = encode_clips(vae, frames[i : i + ENCODE_BATCH])
                         latents[size].extend(chunk.half().cpu().unbind(0))  # (z, F, h, w) each
@@ -124,7 +145,8 @@ class LatentCache:
                     _save_cache(path, latents, keys)
                     saved = done
                 if progress:
-                    progress(done, total, {"stage": "latent cache"})
+                    stage = "continuation cache" if continuation else "latent cache"
+                    progress(done, total, {"stage": stage})
         if sum(len(k) for k in keys.values()) != saved:
             _save_cache(path, latents, keys)
         stacked = {s: torch.stack(latents[s][:per_size]) for s in sizes}
@@ -137,12 +159,16 @@ def _next_clips(
     done: list[int],
     count: int,
     pool: ProcessPoolExecutor | None,
+    continuation: bool = False,
 ) -> tuple[list[np.ndarray], list[int]]:
     """The next `count` clips of `size` after the keys in `done`: their frames (rendered by
-    `pool`'s processes when given: Shapes World only) and keys."""
-    frames, _, keys = ordered_clips(source, size, done, count, render=pool is None)
-    if pool is not None:
-        frames = _render_clips(source.split, keys, source.seed, source.num_frames, pool)
+    `pool`'s processes when given: Shapes World only) and keys; with `continuation`, Shapes
+    World clips carried on from `continuation_start(key)`."""
+    by_key = continuation or pool is not None
+    frames, _, keys = ordered_clips(source, size, done, count, render=not by_key)
+    if by_key:
+        starts = [continuation_start(k) for k in keys] if continuation else None
+        frames = _render_clips(source.split, keys, source.seed, source.num_frames, pool, starts)
     return frames, keys
 
 
@@ -160,11 +186,14 @@ def _render_clips(
     seed: int,
     num_frames: int,
     pool: ProcessPoolExecutor | None,
+    starts: list[int] | None = None,
     swap_shapes: bool = False,
 ) -> list[np.ndarray]:
-    """Shapes World clips' frames by key (`clip_frames`), in `pool`'s processes when given."""
+    """Shapes World clips' frames by key (`clip_frames`, from each of `starts` when given), in
+    `pool`'s processes when given."""
     n = len(keys)
-    args = [split] * n, keys, [seed] * n, [num_frames] * n, [swap_shapes] * n
+    starts = starts or [0] * n
+    args = [split] * n, keys, [seed] * n, [num_frames] * n, [swap_shapes] * n, starts
     if pool is None:
         return list(map(clip_frames, *args))
     return list(pool.map(clip_frames, *args, chunksize=ENCODE_BATCH))
@@ -239,8 +268,25 @@ def add_shape_cells(
     cache.shape_cells = cells
 
 
+@dataclass(frozen=True)
+class Draw:
+    """One training batch of one size drawn from the latent caches."""
+
+    latents: torch.Tensor
+    """(B, z, F, h, w) normalised clean latents."""
+    captions: list[str]
+    size: str
+    extends: torch.Tensor
+    """(B,) bool: continuation clips, trained as extensions (their first latent frames given)."""
+    shape_cells: torch.Tensor | None = None
+    """(B, 1, F, h, w) shape cells (`LatentCache.shape_cells`; zero on continuation clips), when
+    asked for."""
+    wrong_captions: list[str] | None = None
+    """Each caption with one object's shape named wrongly, when asked for."""
+
+
 class CaptionedLatents:
-    """Draws (latents, captions) batches of one size from a `LatentCache`."""
+    """Draws batches of one size from a `LatentCache`, with fresh captions."""
 
     def __init__(
         self,
@@ -249,35 +295,63 @@ class CaptionedLatents:
         rank: int = 0,
         unknown_background: float = 0.0,
         stand_ins: tuple[str, ...] = (),
+        continuations: LatentCache | None = None,
+        continuation_share: float = 0.0,
     ):
         """`unknown_background`: the share of captions whose background word is one of
-        `stand_ins` (`DiTTrainConfig.unknown_background`)."""
+        `stand_ins` (`DiTTrainConfig.unknown_background`). `continuation_share`: the share of
+        clips drawn from `continuations` (`DiTTrainConfig.continuation_share`)."""
         if unknown_background and not stand_ins:
             raise ValueError("unknown_background needs stand-in words")
-        self.cache = cache
+        if continuation_share and continuations is None:
+            raise ValueError("continuation_share needs a cache of continuation clips")
+        self.cache, self.continuations = cache, continuations
         self.unknown_background, self.stand_ins = unknown_background, stand_ins
+        self.continuation_share = continuation_share
         self.sizes = list(cache.latents)
         if cache.data.source != "shapes":
             # Item indices of the dataset (broken files already skipped), not manifest lines.
             self.folder_captions = make_source(cache.data).dataset.captions
         self.rng = np.random.default_rng([seed, rank, 7])
         self.bucket_rng = np.random.default_rng([seed, 8])  # shared by ranks: same bucket each step
+        self.continuation_rng = np.random.default_rng([seed, rank, 9])
         self.scenes: dict[int, Scene] = {}  # key -> scene, built once (rebuilding one: ~0.3 ms)
 
-    def draw(self, batch_size: int) -> tuple[torch.Tensor, list[str], str]:
-        latents, keys, size, _ = self._draw_clips(batch_size)
-        return latents, self._captions(keys), size
-
-    def draw_with_shape_cells(
-        self, batch_size: int
-    ) -> tuple[torch.Tensor, list[str], torch.Tensor, str]:
-        """A batch as `draw` gives it, and its clips' shape cells (B, 1, F, h, w) from the
-        cache (`LatentCache.shape_cells`, for `shape_weight`); the same draws as `draw`."""
-        if self.cache.shape_cells is None:
+    def draw(self, batch_size: int, shape_cells: bool = False, wrong_shapes: bool = False) -> Draw:
+        """A batch of one size: its clips' shape cells with `shape_cells`, and with
+        `wrong_shapes` each caption again with one object's shape named wrongly (the same
+        template and words: both captions are written from one word seed). The same seed gives
+        the same clips and captions whatever is asked for alongside."""
+        if shape_cells and self.cache.shape_cells is None:
             raise ValueError("the latent cache has no shape cells: see add_shape_cells")
-        latents, keys, size, rows = self._draw_clips(batch_size)
-        cells = self.cache.shape_cells[size][rows].float()  # (B, 1, F, h, w)
-        return latents, self._captions(keys), cells, size
+        size = self.sizes[self.bucket_rng.integers(len(self.sizes))]
+        rows = torch.from_numpy(self.rng.integers(len(self.cache.latents[size]), size=batch_size))
+        latents = self.cache.latents[size][rows].float()  # (B, z, F, h, w)
+        keys = [int(self.cache.keys[size][r]) for r in rows]
+        extends = torch.zeros(batch_size, dtype=torch.bool)
+        if self.continuations is not None and self.continuation_share:
+            extends = torch.from_numpy(
+                self.continuation_rng.random(batch_size) < self.continuation_share
+            )
+            picked = torch.from_numpy(
+                self.continuation_rng.integers(
+                    len(self.continuations.latents[size]), size=batch_size
+                )
+            )[extends]
+            latents[extends] = self.continuations.latents[size][picked].float()
+            for i, row in zip(
+                torch.nonzero(extends).flatten().tolist(), picked.tolist(), strict=True
+            ):
+                keys[i] = int(self.continuations.keys[size][row])
+        cells = None
+        if shape_cells:
+            cells = self.cache.shape_cells[size][rows].float()  # (B, 1, F, h, w)
+            cells[extends] = 0.0  # a continuation's twin is not rendered: no extra weight
+        if wrong_shapes:
+            captions, wrong = self._captions_and_wrong_shapes(keys)
+        else:
+            captions, wrong = self._captions(keys), None
+        return Draw(latents, captions, size, extends, cells, wrong)
 
     def _captions(self, keys: list[int]) -> list[str]:
         """Each clip's caption: a dataset folder's own, or a Shapes World caption freshly worded
@@ -295,14 +369,9 @@ class CaptionedLatents:
             captions.append(write_caption(scene, self.rng, wording, background_word=stand_in))
         return captions
 
-    def draw_with_wrong_shapes(
-        self, batch_size: int
-    ) -> tuple[torch.Tensor, list[str], list[str], str]:
-        """A Shapes World batch, and each caption again with one object's shape named wrongly
-        (the same template and words: both captions are written from one word seed)."""
+    def _captions_and_wrong_shapes(self, keys: list[int]) -> tuple[list[str], list[str]]:
         from vidora.world.captions import write_caption
 
-        latents, keys, size, _ = self._draw_clips(batch_size)
         wording = self._wording()
         captions, wrong = [], []
         for scene in self._scenes(keys):
@@ -315,15 +384,7 @@ class CaptionedLatents:
             captions.append(write_caption(scene, np.random.default_rng(words), wording))
             wrong_scene = replace(scene, objects=tuple(objects))
             wrong.append(write_caption(wrong_scene, np.random.default_rng(words), wording))
-        return latents, captions, wrong, size
-
-    def _draw_clips(self, batch_size: int) -> tuple[torch.Tensor, list[int], str, torch.Tensor]:
-        """Latents (B, z, F, h, w) of a batch of one size, their keys, the size, and their rows
-        in the cache."""
-        size = self.sizes[self.bucket_rng.integers(len(self.sizes))]
-        rows = torch.from_numpy(self.rng.integers(len(self.cache.latents[size]), size=batch_size))
-        latents = self.cache.latents[size][rows].float()  # (B, z, F, h, w)
-        return latents, [int(self.cache.keys[size][r]) for r in rows], size, rows
+        return captions, wrong
 
     def _wording(self) -> str:
         return "heldout" if self.cache.data.split == "eval-wording" else "train"
@@ -415,12 +476,14 @@ def dit_loss(
     noise_generator: torch.Generator | None = None,
     wrong: WrongText | None = None,
     shape_cells: torch.Tensor | None = None,
+    extends: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Flow-matching loss on a batch of clean latents (B, z, F, h, w), the positions weighted by
     `cfg.foreground_weight` where they hold an object and by `cfg.shape_weight` by their
     `shape_cells` (B, 1, F, h, w), and clean given frames left out; with
     `wrong`, plus `cfg.shape_contrast` times the hinge on each clip's relative loss rise under
-    its wrong-shape caption.
+    its wrong-shape caption. Clips marked in `extends` (B,) bool are continuations: given their
+    first `EXTENSION_LATENTS` latent frames, as the pipeline's extension is.
 
     Timesteps and conditioning come from the CPU `generator`; the noise from `noise_generator`
     (default: that one), which on a GPU lives there so the noise is drawn where it is used.
@@ -433,6 +496,9 @@ def dit_loss(
     noise = noise.to(device)
     t = sample_timesteps(b, generator, shift=cfg.timestep_shift).to(device)  # (B,)
     cond = conditioning_mask(b, f, cfg.cond_prob, generator).to(device)  # (B, F)
+    if extends is not None and extends.any():
+        extension = torch.arange(f, device=device) < EXTENSION_LATENTS  # (F,)
+        cond = torch.where(extends.to(device)[:, None], extension, cond)
     given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
     x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
     if wrong is None:
@@ -511,6 +577,13 @@ def check_config(cfg: DiTTrainConfig) -> None:
             "shape_contrast needs Shapes World (data.source=shapes): it rewrites "
             "captions from their scenes"
         )
+    if not 0.0 <= cfg.continuation_share <= 1.0:
+        raise ValueError(f"continuation_share is a share, 0 to 1, not {cfg.continuation_share}")
+    if cfg.continuation_share and cfg.data.source != "shapes":
+        raise ValueError(
+            "continuation_share carries Shapes World scenes on past their clips "
+            "(data.source=shapes); a dataset folder's videos have no more frames to give"
+        )
     if cfg.shape_weight < 0:
         raise ValueError(f"shape_weight is an extra loss weight, 0 or more, not {cfg.shape_weight}")
     if cfg.shape_weight and (cfg.data.source != "shapes" or cfg.shape_contrast):
@@ -548,8 +621,35 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             torch.distributed.barrier()
         if not dist.is_main:
             add_shape_cells(cache, vae, cells_path)
+    continuations = None
+    if cfg.continuation_share:  # built like the cache: rank 0 first, then the others read it
+        continuations_path = run_dir / "continuations.safetensors"
+        if dist.is_main:
+            continuations = LatentCache.build(
+                continuations_path,
+                vae,
+                cfg.data,
+                cfg.continuation_clips,
+                progress,
+                cfg.cache_workers,
+                continuation=True,
+            )
+        if dist.world_size > 1:
+            torch.distributed.barrier()
+        if not dist.is_main:
+            continuations = LatentCache.build(
+                continuations_path, vae, cfg.data, cfg.continuation_clips, continuation=True
+            )
     stand_ins = stand_in_words(text_encoder.vocabulary()) if cfg.unknown_background else ()
-    draws = CaptionedLatents(cache, cfg.data.seed, dist.rank, cfg.unknown_background, stand_ins)
+    draws = CaptionedLatents(
+        cache,
+        cfg.data.seed,
+        dist.rank,
+        cfg.unknown_background,
+        stand_ins,
+        continuations,
+        cfg.continuation_share,
+    )
     validation = None
     val_data = validation_data(cfg.data, cfg.val_source)
     if dist.is_main and cfg.val_clips > 0 and val_data is not None:
@@ -606,27 +706,27 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     if dist.device.type != "cpu":
         noise_generator = torch.Generator(dist.device).manual_seed(seed)
     contrast = cfg.shape_contrast > 0
-    draw = draws.draw_with_wrong_shapes if contrast else draws.draw
-    if cfg.shape_weight:
-        draw = draws.draw_with_shape_cells
+
+    def draw() -> Draw:
+        return draws.draw(cfg.batch_size, shape_cells=cfg.shape_weight > 0, wrong_shapes=contrast)
+
     for _ in range(step):  # replay the draw order so a resumed run sees what it would have seen
-        draw(cfg.batch_size)
+        draw()
 
     # 3. The loop.
     started = time.time()
     if measured and step == 0 and cfg.steps > 0:
         validate()  # where the run starts (a resumed run measured its steps before)
     while step < cfg.steps:
-        latents, captions, *extra, size = draw(cfg.batch_size)  # extra: wrong captions or cells
-        shape_cells = extra[0] if cfg.shape_weight else None
+        batch = draw()
         captions = [
             "" if torch.rand(1, generator=generator).item() < cfg.text_dropout else c
-            for c in captions
+            for c in batch.captions
         ]
         text, text_mask = text_encoder.encode(captions)
         wrong = None
         if contrast:
-            wrong_text, wrong_mask = text_encoder.encode(extra[0])
+            wrong_text, wrong_mask = text_encoder.encode(batch.wrong_captions)
             wrong = WrongText(wrong_text, wrong_mask, torch.tensor([c != "" for c in captions]))
         if cfg.text_noise:
             text = jitter_text(text, text_mask, cfg.text_noise, generator)
@@ -636,7 +736,16 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
         with autocast(cfg.autocast, dist.device):
             loss = dit_loss(
-                model, latents, text, text_mask, cfg, generator, noise_generator, wrong, shape_cells
+                model,
+                batch.latents,
+                text,
+                text_mask,
+                cfg,
+                generator,
+                noise_generator,
+                wrong,
+                batch.shape_cells,
+                batch.extends,
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -650,7 +759,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
                 "step": step,
                 "loss": loss.item(),
                 "grad_norm": grad_norm.item(),
-                "size": size,
+                "size": batch.size,
                 "lr": optimizer.param_groups[0]["lr"],
                 "elapsed": round(time.time() - started, 1),
             }

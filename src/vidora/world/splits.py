@@ -82,9 +82,18 @@ def get_clip(split: str, index: int, seed: int = 0) -> Clip:
 
 
 def clip_frames(
-    split: str, index: int, seed: int, num_frames: int = NUM_FRAMES, swap_shapes: bool = False
+    split: str,
+    index: int,
+    seed: int,
+    num_frames: int = NUM_FRAMES,
+    swap_shapes: bool = False,
+    start: int = 0,
 ) -> np.ndarray:
     """Clip `index`'s frames, (T, H, W, 3) uint8: what worker processes render (no torch here);
-    with `swap_shapes`, its `shape_swapped` twin's."""
+    with `swap_shapes`, its `shape_swapped` twin's. `start` > 0 renders the scene's motion
+    carried on past the clip: frames start to start + T - 1, where a moving object may have
+    left the frame (what an extension continues)."""
+    if start < 0:
+        raise ValueError(f"start must be 0 or more, not {start}")
     scene = get_clip(split, index, seed).scene
-    return render(shape_swapped(scene) if swap_shapes else scene, num_frames)
+    return render(shape_swapped(scene) if swap_shapes else scene, start + num_frames)[start:]
