@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import vidora.eval.model
 from vidora.cli import app
-from vidora.eval.model import psnr
+from vidora.eval.model import psnr, seam_jumps, seam_steps
 from vidora.pipelines import TextToVideoPipeline
 
 
@@ -86,3 +86,14 @@ def test_psnr() -> None:
     b[0, 0, 0] = 255
     assert psnr(a, a) == float("inf")
     assert 10 * np.log10(255**2 / (255**2 / 48)) == psnr(a, b)
+
+
+def test_every_seam_of_an_extended_video_is_measured() -> None:
+    # 4 s is one chunk; 8 s is three (32 frames, then 27 new a chunk), 12 s four.
+    assert seam_steps(32) == [] and seam_steps(64) == [31, 58] and seam_steps(96) == [31, 58, 85]
+    track = np.stack([np.arange(64) * 1.5, np.full(64, 30.0)], axis=1)  # 1.5 px a frame, right
+    assert seam_jumps(track) == [0.0, 0.0]  # steady motion is no jump
+    track[59:, 0] += 6.0  # the third chunk starts 6 px on
+    assert seam_jumps(track) == [0.0, 6.0]
+    track[31:33] = np.nan  # unseen across the first seam: only the second is measured
+    assert seam_jumps(track) == [6.0]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from vidora.pipelines import TextToVideoPipeline
+from vidora.pipelines.text_to_video import EXTENSION_FRAMES
 from vidora.world.judge import analyse, judge, scene_prompt
 from vidora.world.spec import NUM_FRAMES
 from vidora.world.splits import get_clip
@@ -72,14 +73,30 @@ def image_to_video_check(
     }
 
 
+def seam_steps(num_frames: int) -> list[int]:
+    """Indices into a video's frame-to-frame steps where its chunks meet: the first chunk's 32
+    frames, then `EXTENSION_FRAMES` (27) new frames a chunk (an 8 s video has two seams)."""
+    return list(range(NUM_FRAMES - 1, num_frames - 1, EXTENSION_FRAMES))
+
+
+def seam_jumps(centroids: np.ndarray) -> list[float]:
+    """(T, 2) centroids, NaN where unseen -> the object's jump at each seam it is seen across:
+    the centroid step there minus the median step elsewhere, so an object that moves 1.5 px a
+    frame is not counted as jumping."""
+    steps = np.linalg.norm(np.diff(centroids, axis=0), axis=1)  # (T-1,), NaN where unseen
+    usual = np.nanmedian(steps)
+    return [
+        float(max(0.0, steps[i] - usual))
+        for i in seam_steps(len(centroids))
+        if np.isfinite(steps[i])
+    ]
+
+
 def extension_check(
     pipeline: TextToVideoPipeline, n: int = 50, seed: int = 0, batch: int = 8
 ) -> dict[str, Any]:
-    """8 s videos (a 4 s clip, then an extension): the object's jump at the seam, and motion.
-
-    The jump is the centroid step from frame 31 to 32 minus the median step elsewhere, so an
-    object that moves 1.5 px a frame is not counted as jumping.
-    """
+    """8 s videos (a 4 s clip, then extensions): the object's jump at every seam (`seam_jumps`:
+    frames 31 to 32 and 58 to 59), and motion."""
     clips = [
         c
         for c in (get_clip("eval-seen", i, seed) for i in range(n * 3))
@@ -97,14 +114,8 @@ def extension_check(
                 verdict = judge(video, scene_prompt(clip.scene))
                 motion_ok.append(verdict.objects[0].found and verdict.objects[0].motion_ok)
                 track = analyse(video).tracks.get(clip.scene.objects[0].colour)
-                if track is None:
-                    continue
-                steps = np.linalg.norm(
-                    np.diff(track.centroids, axis=0), axis=1
-                )  # (T-1,), NaN where unseen
-                seam = steps[NUM_FRAMES - 1]
-                if np.isfinite(seam):
-                    jumps.append(float(max(0.0, seam - np.nanmedian(steps))))
+                if track is not None:
+                    jumps.extend(seam_jumps(track.centroids))
     return {
         "n": len(clips),
         "seam_jump_px_max": float(np.max(jumps)) if jumps else None,

@@ -63,7 +63,8 @@ render `cache_workers` times as many at a time."""
 
 CONTINUATION_STARTS = (EXTENSION_FRAMES, 2 * EXTENSION_FRAMES)
 """Frames of a scene's motion at which a continuation clip starts: where the pipeline's second
-and third chunks start (8 s and 12 s videos), 5 frames before the previous chunk ends."""
+and third chunks start, 5 frames before the previous chunk ends (an 8 s video is two chunks, a
+12 s one four; by the fourth a moving object has mostly left the frame)."""
 
 EXTENSION_LATENTS = latent_frames(CONTEXT_FRAMES)
 """Latent frames an extension is given: the previous chunk's last 5 frames (2)."""
