@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -53,6 +54,7 @@ from vidora.world.spec import NUM_FRAMES, SHAPES
 from vidora.world.splits import clip_frames
 
 Progress = Callable[[int, int, dict], None]
+T = TypeVar("T")
 
 SAVE_EVERY_CLIPS = 512
 """Clips encoded between saves of a cache being built."""
@@ -497,7 +499,7 @@ def dit_loss(
     noise = noise.to(device)
     t = sample_timesteps(b, generator, shift=cfg.timestep_shift).to(device)  # (B,)
     cond = conditioning_mask(b, f, cfg.cond_prob, generator).to(device)  # (B, F)
-    if extends is not None and extends.any():
+    if extends is not None:
         extension = torch.arange(f, device=device) < EXTENSION_LATENTS  # (F,)
         cond = torch.where(extends.to(device)[:, None], extension, cond)
     given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
@@ -605,42 +607,42 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     # 1. Frozen parts, and the latent cache (rank 0 builds it; the others wait, then read it).
     vae = load_vae(cfg.vae_checkpoint, dist.device)
     text_encoder = load_text_encoder(cfg.text_encoder).to(dist.device)
-    cache_path = run_dir / "latents.safetensors"
-    if dist.is_main:
-        cache = LatentCache.build(
-            cache_path, vae, cfg.data, cfg.cache_clips, progress, cfg.cache_workers
-        )
-    if dist.world_size > 1:
-        torch.distributed.barrier()
-    if not dist.is_main:  # the cache is complete on disk now: this only reads it
-        cache = LatentCache.build(cache_path, vae, cfg.data, cfg.cache_clips)
-    if cfg.shape_weight:  # rank 0 builds the cells like the cache; the others then read them
-        cells_path = run_dir / "shape_cells.safetensors"
+
+    # Rank 0 builds each file (progress shown, clips rendered in the cache workers) while the
+    # others wait; then they only read it, complete on disk.
+    def on_main_first(build: Callable[[Progress | None, int], T]) -> T:
         if dist.is_main:
-            add_shape_cells(cache, vae, cells_path, progress, cfg.cache_workers)
+            built = build(progress, cfg.cache_workers)
         if dist.world_size > 1:
             torch.distributed.barrier()
         if not dist.is_main:
-            add_shape_cells(cache, vae, cells_path)
+            built = build(None, 0)
+        return built
+
+    cache = on_main_first(
+        lambda shown, workers: LatentCache.build(
+            run_dir / "latents.safetensors", vae, cfg.data, cfg.cache_clips, shown, workers
+        )
+    )
+    if cfg.shape_weight:
+        on_main_first(
+            lambda shown, workers: add_shape_cells(
+                cache, vae, run_dir / "shape_cells.safetensors", shown, workers
+            )
+        )
     continuations = None
-    if cfg.continuation_share:  # built like the cache: rank 0 first, then the others read it
-        continuations_path = run_dir / "continuations.safetensors"
-        if dist.is_main:
-            continuations = LatentCache.build(
-                continuations_path,
+    if cfg.continuation_share:
+        continuations = on_main_first(
+            lambda shown, workers: LatentCache.build(
+                run_dir / "continuations.safetensors",
                 vae,
                 cfg.data,
                 cfg.continuation_clips,
-                progress,
-                cfg.cache_workers,
+                shown,
+                workers,
                 continuation=True,
             )
-        if dist.world_size > 1:
-            torch.distributed.barrier()
-        if not dist.is_main:
-            continuations = LatentCache.build(
-                continuations_path, vae, cfg.data, cfg.continuation_clips, continuation=True
-            )
+        )
     stand_ins = stand_in_words(text_encoder.vocabulary()) if cfg.unknown_background else ()
     draws = CaptionedLatents(
         cache,
