@@ -59,6 +59,21 @@ def test_a_new_refine_head_leaves_a_trained_dit_as_it_was(dit: DiT) -> None:
         assert not torch.allclose(refined(x, t, text, mask), dit(x, t, text, mask))
 
 
+def test_a_new_prompt_pool_leaves_a_trained_dit_as_it_was(dit: DiT) -> None:
+    pooled = DiT(replace(dit.cfg, pool_queries=3))
+    missing, unexpected = pooled.load_state_dict(dit.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(m.startswith("pool.") for m in missing)
+    x, t, text, mask = _inputs(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(pooled(x, t, text, mask), dit(x, t, text, mask))
+        pooled.pool.out.weight.normal_(std=0.1)  # trained, it reads the prompt
+        moved = pooled(x, t, text, mask)
+        assert not torch.allclose(moved, dit(x, t, text, mask))
+        other = text.clone()
+        other[:, 5:] = 100.0  # padding stays unread by the pool as by the rest
+        torch.testing.assert_close(pooled(x, t, other, mask), moved)
+
+
 def test_padding_tokens_are_ignored(dit: DiT) -> None:
     x, t, text, mask = _inputs(1, 3, 8, 8)
     other = text.clone()

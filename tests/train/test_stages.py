@@ -160,6 +160,31 @@ def test_a_refine_run_trains_the_new_head_alone(tmp_path: Path) -> None:
         dit_stage.main(replace(cfg, refine_width=0))
 
 
+def test_a_run_adds_a_prompt_pool_to_a_release_that_lacks_it(tmp_path: Path) -> None:
+    pipe = TextToVideoPipeline.tiny_random()
+    with torch.no_grad():  # off the zero init, so the condition the pool feeds is read
+        for weight in pipe.dit.parameters():
+            weight.add_(torch.randn_like(weight) * 0.05)
+    path = pipe.save_pretrained(tmp_path / "release.safetensors")
+    cfg = _dit_cfg(
+        tmp_path / "run",
+        tmp_path,
+        "text_encoder=tiny-random",
+        f"vae_checkpoint={path}",
+        f"init_from={path}",
+        "pool_queries=2",
+        "steps=2",
+        "warmup=1",
+        "lr=0.01",
+        "ema_decay=0",
+        "val_clips=0",
+        "word_gap_clips=0",
+    )
+    model = TextToVideoPipeline.from_pretrained(dit_stage.main(cfg)).dit
+    assert model.cfg.pool_queries == 2  # the release's config carries the pool
+    assert model.pool.out.weight.abs().sum() > 0  # zero at the start, trained with the rest
+
+
 def test_config_overrides_and_errors(tmp_path: Path) -> None:
     cfg = load_config(DiTTrainConfig, None, ["steps=7", "data.sizes=[64x64]"])
     assert cfg.steps == 7 and cfg.data.sizes == ("64x64",)

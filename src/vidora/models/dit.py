@@ -41,6 +41,9 @@ class DiTConfig:
     refine_width: int = 0
     """Channels of a convolutional head after the patch layer (`VelocityRefiner`); 0: none.
     It starts as the identity, so it can be added to a trained DiT and trained on its own."""
+    pool_queries: int = 0
+    """Learned queries that read the prompt's tokens into the global condition beside their mean
+    (`PromptPool`); 0: the mean alone. It starts at zero, so it can be added to a trained DiT."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,6 +127,29 @@ class VelocityRefiner(nn.Module):
         return self.conv_out(h)  # (B, z, F, h, w)
 
 
+class PromptPool(nn.Module):
+    """Learned queries that read the prompt's token states into the global (adaLN) condition.
+
+    The mean of the token states, the condition's other text input, weighs each word by one token
+    of ten or so; yet the DiT reads the prompt's shape and motion mostly from that mean, not from
+    cross-attention (MODEL.md, "Which path carries the words"). A query can weigh the words that
+    matter. The output layer starts at zero, so the pool can be added to a trained DiT.
+    """
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        d = cfg.width
+        self.queries = nn.Parameter(torch.randn(cfg.pool_queries, d))
+        self.attn = Attention(d, cfg.heads, context_dim=cfg.text_dim)
+        self.out = nn.Linear(cfg.pool_queries * d, d)
+
+    def forward(self, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """text: (B, L, text_dim) token states, text_mask: (B, L) bool. Returns (B, D)."""
+        queries = self.queries.expand(text.shape[0], -1, -1).to(text.dtype)  # (B, Q, D)
+        read = self.attn(queries, context=text, context_mask=text_mask)  # (B, Q, D)
+        return self.out(read.flatten(1))  # (B, D)
+
+
 class DiT(nn.Module):
     """Velocity model v(x_t, t | text, clean frames) over latent video."""
 
@@ -137,6 +163,7 @@ class DiT(nn.Module):
         self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(), nn.Linear(d, d))
         self.text_pool = nn.Linear(cfg.text_dim, d)
+        self.pool = PromptPool(cfg) if cfg.pool_queries else None
         self.rope = Rope3d(d // cfg.heads)
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg, cfg.latent_channels * pt * ph * pw)
@@ -163,6 +190,8 @@ class DiT(nn.Module):
         nn.init.zeros_(self.final.ada[-1].weight)
         nn.init.zeros_(self.final.ada[-1].bias)
         nn.init.zeros_(self.final.linear.weight)
+        if self.pool is not None:  # the pool starts adding nothing
+            nn.init.zeros_(self.pool.out.weight)
         if self.refine is not None:  # the head starts as the identity
             nn.init.zeros_(self.refine.conv_out.weight)
             nn.init.zeros_(self.refine.conv_out.bias)
@@ -198,6 +227,8 @@ class DiT(nn.Module):
             min=1
         )  # (B, text_dim)
         c = self.time_embed(timestep_embedding(t, 256)) + self.text_pool(pooled)  # (B, D)
+        if self.pool is not None:
+            c = c + self.pool(text, text_mask)  # (B, D)
         context = self.text_proj(text)  # (B, L, D)
         rope = self.rope.frequencies(grid, x.device)  # (N, head_dim/2)
 

@@ -102,6 +102,9 @@ class DiTTrainConfig:
     """Channels of the DiT's convolutional head after its patch layer (`DiTConfig.refine_width`,
     `VelocityRefiner`); 0: none. Added to an `init_from` that lacks it, it starts as the
     identity."""
+    pool_queries: int = 0
+    """Learned queries reading the prompt into the DiT's global condition (`DiTConfig.pool_queries`,
+    `PromptPool`); 0: none. Added to an `init_from` that lacks it, it starts adding nothing."""
     train_part: str = "all"
     """'all', or 'refine': train the convolutional head alone (needs `refine_width` and
     `init_from`); the rest of the DiT stays as `init_from` has it and runs without gradient, so

@@ -671,6 +671,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         latent_channels=vae.cfg.latent_channels,
         text_dim=text_encoder.dim,
         refine_width=cfg.refine_width,
+        pool_queries=cfg.pool_queries,
     )
     dit = DiT(model_cfg).to(dist.device)
     if cfg.train_part == "refine":
@@ -687,7 +688,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         _, meta, _ = load_training_state(last, model=dit, optimizer=optimizer, ema=ema)
         step = meta["step"]
     elif cfg.init_from:
-        load_release_part(dit, cfg.init_from, "dit", "refine.")  # a new head starts as built
+        load_release_part(dit, cfg.init_from, "dit", ("refine.", "pool."))  # new parts as built
         ema = EMA(dit, decay=cfg.ema_decay)  # the average starts from the loaded weights
     model = DistributedDataParallel(dit) if dist.world_size > 1 else dit
     averaged = copy.deepcopy(dit) if measured else None  # EMA weights, validated

@@ -250,9 +250,11 @@ def release_with_vae(release: str | Path, vae: VideoVAE, out: Path, vae_train: d
     return save_checkpoint(out, tensors, {**config, "vae": vae.cfg.to_dict()}, meta)
 
 
-def load_release_part(module: nn.Module, path: str | Path, part: str, new_head: str) -> None:
+def load_release_part(
+    module: nn.Module, path: str | Path, part: str, new_head: str | tuple[str, ...]
+) -> None:
     """The `part` ('vae' or 'dit') of a release (or a `vae.safetensors`) into `module`; the
-    parameters under the prefix `new_head`, a head the release lacks, stay as built."""
+    parameters under the prefix(es) `new_head`, parts the release lacks, stay as built."""
     missing, unexpected = module.load_state_dict(release_weights(path, part), strict=False)
     missing = [name for name in missing if not name.startswith(new_head)]
     if missing or unexpected:
