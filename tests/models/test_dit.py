@@ -48,38 +48,34 @@ def test_zero_init_predicts_zero_velocity() -> None:
         assert model(x, t, text, mask).abs().max().item() == 0.0
 
 
-def test_a_new_refine_head_leaves_a_trained_dit_as_it_was(dit: DiT) -> None:
-    refined = DiT(replace(dit.cfg, refine_width=8))
-    missing, unexpected = refined.load_state_dict(dit.state_dict(), strict=False)
-    assert unexpected == [] and missing and all(m.startswith("refine.") for m in missing)
+@pytest.mark.parametrize(
+    ("part", "prefix", "output"),
+    [
+        ({"refine_width": 8}, "refine.", lambda m: m.refine.conv_out.weight),
+        ({"pool_queries": 3}, "pool.", lambda m: m.pool.out.weight),
+    ],
+)
+def test_a_new_part_leaves_a_trained_dit_as_it_was(dit: DiT, part, prefix, output) -> None:
+    grown = DiT(replace(dit.cfg, **part))
+    missing, unexpected = grown.load_state_dict(dit.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(m.startswith(prefix) for m in missing)
     x, t, text, mask = _inputs(2, 3, 8, 8)
     with torch.no_grad():
-        torch.testing.assert_close(refined(x, t, text, mask), dit(x, t, text, mask))
-        refined.refine.conv_out.weight.normal_(std=0.1)  # trained, it changes the velocity
-        assert not torch.allclose(refined(x, t, text, mask), dit(x, t, text, mask))
-
-
-def test_a_new_prompt_pool_leaves_a_trained_dit_as_it_was(dit: DiT) -> None:
-    pooled = DiT(replace(dit.cfg, pool_queries=3))
-    missing, unexpected = pooled.load_state_dict(dit.state_dict(), strict=False)
-    assert unexpected == [] and missing and all(m.startswith("pool.") for m in missing)
-    x, t, text, mask = _inputs(2, 3, 8, 8)
-    with torch.no_grad():
-        torch.testing.assert_close(pooled(x, t, text, mask), dit(x, t, text, mask))
-        pooled.pool.out.weight.normal_(std=0.1)  # trained, it reads the prompt
-        moved = pooled(x, t, text, mask)
-        assert not torch.allclose(moved, dit(x, t, text, mask))
-        other = text.clone()
-        other[:, 5:] = 100.0  # padding stays unread by the pool as by the rest
-        torch.testing.assert_close(pooled(x, t, other, mask), moved)
+        torch.testing.assert_close(grown(x, t, text, mask), dit(x, t, text, mask))
+        output(grown).normal_(std=0.1)  # trained, it changes the velocity
+        assert not torch.allclose(grown(x, t, text, mask), dit(x, t, text, mask))
 
 
 def test_padding_tokens_are_ignored(dit: DiT) -> None:
+    pooled = DiT(replace(dit.cfg, pool_queries=3))  # the prompt pool reads the tokens too
+    pooled.load_state_dict(dit.state_dict(), strict=False)
     x, t, text, mask = _inputs(1, 3, 8, 8)
     other = text.clone()
     other[:, 5:] = 100.0  # only padded positions change
     with torch.no_grad():
-        torch.testing.assert_close(dit(x, t, text, mask), dit(x, t, other, mask))
+        pooled.pool.out.weight.normal_(std=0.1)
+        for model in (dit, pooled):
+            torch.testing.assert_close(model(x, t, text, mask), model(x, t, other, mask))
 
 
 def test_output_depends_on_text_time_and_conditioning_mask(dit: DiT) -> None:

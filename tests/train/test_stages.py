@@ -135,22 +135,27 @@ def test_a_continuation_run_trains_and_resumes(vae_run: Path, tmp_path: Path) ->
         dit_stage.main(replace(cfg(3), data=replace(cfg(3).data, source=str(tmp_path))))
 
 
-def test_a_refine_run_trains_the_new_head_alone(tmp_path: Path) -> None:
-    pipe = TextToVideoPipeline.tiny_random()
+def _from_release(tmp_path: Path, pipe: TextToVideoPipeline, *overrides: str) -> DiTTrainConfig:
+    """A 2-step run of a tiny DiT started from `pipe`, saved as a release."""
     path = pipe.save_pretrained(tmp_path / "release.safetensors")
-    start = ["text_encoder=tiny-random", f"vae_checkpoint={path}", f"init_from={path}"]
-    cfg = _dit_cfg(
+    return _dit_cfg(
         tmp_path / "run",
         tmp_path,
-        *start,
-        "refine_width=8",
-        "train_part=refine",
+        "text_encoder=tiny-random",
+        f"vae_checkpoint={path}",
+        f"init_from={path}",
         "steps=2",
         "warmup=1",
         "lr=0.01",
         "val_clips=0",
         "word_gap_clips=0",
+        *overrides,
     )
+
+
+def test_a_refine_run_trains_the_new_head_alone(tmp_path: Path) -> None:
+    pipe = TextToVideoPipeline.tiny_random()
+    cfg = _from_release(tmp_path, pipe, "refine_width=8", "train_part=refine")
     model = TextToVideoPipeline.from_pretrained(dit_stage.main(cfg)).dit
     assert model.cfg.refine_width == 8  # the release's config carries the head
     for name, weight in pipe.dit.state_dict().items():  # the rest of the DiT as it started
@@ -165,21 +170,7 @@ def test_a_run_adds_a_prompt_pool_to_a_release_that_lacks_it(tmp_path: Path) -> 
     with torch.no_grad():  # off the zero init, so the condition the pool feeds is read
         for weight in pipe.dit.parameters():
             weight.add_(torch.randn_like(weight) * 0.05)
-    path = pipe.save_pretrained(tmp_path / "release.safetensors")
-    cfg = _dit_cfg(
-        tmp_path / "run",
-        tmp_path,
-        "text_encoder=tiny-random",
-        f"vae_checkpoint={path}",
-        f"init_from={path}",
-        "pool_queries=2",
-        "steps=2",
-        "warmup=1",
-        "lr=0.01",
-        "ema_decay=0",
-        "val_clips=0",
-        "word_gap_clips=0",
-    )
+    cfg = _from_release(tmp_path, pipe, "pool_queries=2", "ema_decay=0")
     model = TextToVideoPipeline.from_pretrained(dit_stage.main(cfg)).dit
     assert model.cfg.pool_queries == 2  # the release's config carries the pool
     assert model.pool.out.weight.abs().sum() > 0  # zero at the start, trained with the rest
