@@ -55,6 +55,11 @@ class DiTConfig:
         return cls(**d)
 
 
+OPTIONAL_PARTS = ("refine.", "pool.")
+"""Parameter prefixes of the parts a trained DiT can be given (`refine_width`, `pool_queries`):
+each starts adding nothing, so a release without them loads into a DiT with them."""
+
+
 class DiTBlock(nn.Module):
     """adaLN-zero self-attention and MLP, plus cross-attention to the prompt."""
 

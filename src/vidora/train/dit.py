@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 
 from vidora.flow import flow_loss, interpolate, sample_timesteps, velocity_target
-from vidora.models.dit import DIT_PRESETS, DiT, DiTConfig
+from vidora.models.dit import DIT_PRESETS, OPTIONAL_PARTS, DiT, DiTConfig
 from vidora.models.text_encoder import load_text_encoder
 from vidora.models.vae import VideoVAE, latent_frames
 from vidora.pipelines.text_to_video import CONTEXT_FRAMES, EXTENSION_FRAMES, TextToVideoPipeline
@@ -688,7 +688,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         _, meta, _ = load_training_state(last, model=dit, optimizer=optimizer, ema=ema)
         step = meta["step"]
     elif cfg.init_from:
-        load_release_part(dit, cfg.init_from, "dit", ("refine.", "pool."))  # new parts as built
+        load_release_part(dit, cfg.init_from, "dit", OPTIONAL_PARTS)  # new parts as built
         ema = EMA(dit, decay=cfg.ema_decay)  # the average starts from the loaded weights
     model = DistributedDataParallel(dit) if dist.world_size > 1 else dit
     averaged = copy.deepcopy(dit) if measured else None  # EMA weights, validated
