@@ -165,15 +165,22 @@ def test_a_refine_run_trains_the_new_head_alone(tmp_path: Path) -> None:
         dit_stage.main(replace(cfg, refine_width=0))
 
 
-def test_a_run_adds_a_prompt_pool_to_a_release_that_lacks_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("part_lr_scale", [1.0, 0.0])
+def test_a_run_adds_a_prompt_pool_to_a_release_that_lacks_it(
+    tmp_path: Path, part_lr_scale: float
+) -> None:
     pipe = TextToVideoPipeline.tiny_random()
     with torch.no_grad():  # off the zero init, so the condition the pool feeds is read
         for weight in pipe.dit.parameters():
             weight.add_(torch.randn_like(weight) * 0.05)
-    cfg = _from_release(tmp_path, pipe, "pool_queries=2", "ema_decay=0")
+    cfg = _from_release(
+        tmp_path, pipe, "pool_queries=2", "ema_decay=0", f"part_lr_scale={part_lr_scale}"
+    )
     model = TextToVideoPipeline.from_pretrained(dit_stage.main(cfg)).dit
     assert model.cfg.pool_queries == 2  # the release's config carries the pool
-    assert model.pool.out.weight.abs().sum() > 0  # zero at the start, trained with the rest
+    pool_moved = model.pool.out.weight.abs().sum() > 0  # zero at the start
+    assert pool_moved == (part_lr_scale > 0)  # trained with the rest, unless its rate is zero
+    assert not torch.equal(model.final.linear.weight, pipe.dit.final.linear.weight)
 
 
 def test_config_overrides_and_errors(tmp_path: Path) -> None:
@@ -197,6 +204,7 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
         (["dit", "train_part=refine"], "needs refine_width > 0 and init_from"),
         (["dit", "train_part=head"], "train_part must be 'all' or 'refine'"),
         (["dit", "unknown_background=30"], "unknown_background is a share, 0 to 1"),
+        (["dit", "part_lr_scale=-1"], "part_lr_scale multiplies the learning rate"),
         (["dit", "shape_weight=-1"], "shape_weight is an extra loss weight"),
         (["dit", "continuation_share=1.5"], "continuation_share is a share, 0 to 1"),
         (["dit", "shape_weight=3", "shape_contrast=1"], "shape_weight needs Shapes World"),

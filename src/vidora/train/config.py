@@ -105,6 +105,10 @@ class DiTTrainConfig:
     pool_queries: int = 0
     """Learned queries reading the prompt into the DiT's global condition (`DiTConfig.pool_queries`,
     `PromptPool`); 0: none. Added to an `init_from` that lacks it, it starts adding nothing."""
+    part_lr_scale: float = 1.0
+    """Learning-rate multiplier for the DiT's optional parts (`OPTIONAL_PARTS`: the refine head,
+    the prompt pool). A part added to a trained DiT starts at zero; at the rest's learning rate a
+    short run leaves it too small to matter (MODEL.md, "Tried, not released")."""
     train_part: str = "all"
     """'all', or 'refine': train the convolutional head alone (needs `refine_width` and
     `init_from`); the rest of the DiT stays as `init_from` has it and runs without gradient, so

@@ -558,6 +558,18 @@ def _clip_losses(
     return sq.flatten(1).sum(1) / total.clamp_min(1e-8)
 
 
+def _param_groups(dit: DiT, part_lr_scale: float) -> list[dict]:
+    """The optimizer's groups of trained weights, each with its learning-rate multiplier: one
+    group unless the optional parts are scaled (so runs saved with one group resume)."""
+    trained = [(name, p) for name, p in dit.named_parameters() if p.requires_grad]
+    if part_lr_scale == 1.0:
+        return [{"params": [p for _, p in trained], "lr_scale": 1.0}]
+    parts = [p for name, p in trained if name.startswith(OPTIONAL_PARTS)]
+    rest = [p for name, p in trained if not name.startswith(OPTIONAL_PARTS)]
+    groups = [{"params": rest, "lr_scale": 1.0}, {"params": parts, "lr_scale": part_lr_scale}]
+    return [group for group in groups if group["params"]]
+
+
 def check_config(cfg: DiTTrainConfig) -> None:
     """Raise ValueError, saying what to set, for settings that cannot go together; the CLI
     calls it before any work starts."""
@@ -567,6 +579,10 @@ def check_config(cfg: DiTTrainConfig) -> None:
         raise ValueError(
             "train_part=refine trains the convolutional head of a trained DiT: it needs "
             "refine_width > 0 and init_from"
+        )
+    if cfg.part_lr_scale < 0:
+        raise ValueError(
+            f"part_lr_scale multiplies the learning rate: 0 or more, not {cfg.part_lr_scale}"
         )
     if not 0.0 <= cfg.unknown_background <= 1.0:
         raise ValueError(f"unknown_background is a share, 0 to 1, not {cfg.unknown_background}")
@@ -680,7 +696,10 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     trained = [p for p in dit.parameters() if p.requires_grad]
     ema = EMA(dit, decay=cfg.ema_decay)
     optimizer = torch.optim.AdamW(
-        trained, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
+        _param_groups(dit, cfg.part_lr_scale),
+        lr=cfg.lr,
+        betas=(0.9, 0.99),
+        weight_decay=cfg.weight_decay,
     )
     step = 0
     last = run_dir / "last.safetensors"
@@ -736,8 +755,9 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             text = jitter_text(text, text_mask, cfg.text_noise, generator)
         if cfg.text_token_dropout:
             text_mask = drop_tokens(text_mask, cfg.text_token_dropout, generator)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps)
+        for group in optimizer.param_groups:  # runs saved before part_lr_scale: no lr_scale
+            peak = cfg.lr * group.get("lr_scale", 1.0)
+            group["lr"] = learning_rate(step, peak, cfg.warmup, cfg.steps)
         with autocast(cfg.autocast, dist.device):
             loss = dit_loss(
                 model,
