@@ -693,10 +693,11 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     if cfg.train_part == "refine":
         for name, p in dit.named_parameters():
             p.requires_grad_(name.startswith("refine."))
-    trained = [p for p in dit.parameters() if p.requires_grad]
+    groups = _param_groups(dit, cfg.part_lr_scale)
+    trained = [p for group in groups for p in group["params"]]  # gradient-clipped together
     ema = EMA(dit, decay=cfg.ema_decay)
     optimizer = torch.optim.AdamW(
-        _param_groups(dit, cfg.part_lr_scale),
+        groups,
         lr=cfg.lr,
         betas=(0.9, 0.99),
         weight_decay=cfg.weight_decay,
