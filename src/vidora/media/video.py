@@ -39,6 +39,11 @@ their RGB value (most error sits on edges, from 4:2:0 chroma), at ~7 kB per 64x6
 PRESET = "medium"
 """libx264 speed/size trade-off; clips are tiny, so the default is fast enough."""
 
+THREADS = 1
+"""libx264 encoder threads. One makes the same frames give the same bytes on any machine and
+under any load (threaded encodes of one clip have differed by 2 in a few pixels), and for
+clips this small it is faster: 0.30 s against 0.38 s for 96 frames of 96x64."""
+
 _TIME_EPS = 1e-3
 """Seconds of slack when matching timestamps, for containers that round them."""
 
@@ -103,7 +108,7 @@ def _write(target: str, frames: np.ndarray, fps: float | Fraction) -> None:
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / rate
-        stream.options = {"crf": str(CRF), "preset": PRESET}
+        stream.options = {"crf": str(CRF), "preset": PRESET, "threads": str(THREADS)}
         stream.codec_context.colorspace = Colorspace.ITU709
         stream.codec_context.color_range = ColorRange.MPEG
         stream.codec_context.color_primaries = 1  # BT.709
