@@ -183,6 +183,20 @@ def test_a_run_adds_a_prompt_pool_to_a_release_that_lacks_it(
     assert not torch.equal(model.final.linear.weight, pipe.dit.final.linear.weight)
 
 
+def test_an_attribute_run_logs_each_attribute_and_releases_a_pipeline(tmp_path: Path) -> None:
+    pipe = TextToVideoPipeline.tiny_random()
+    extra = ["attribute_weight=0.5", "attribute_block=1", "continuation_share=0.5"]
+    cfg = _from_release(tmp_path, pipe, *extra, "continuation_clips=6", "log_every=1")
+    model = TextToVideoPipeline.from_pretrained(dit_stage.main(cfg))
+    assert model.dit.cfg.attribute_classes == (8, 3, 6, 2)  # colour, shape, motion, size
+    records = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "loss" in r]
+    assert len(logged) == 2
+    assert all(np.isfinite(r["ce_shape"]) and r["ce_shape"] > 0 for r in logged)
+    video = model("a red circle moving left on a black background", size="64x64").videos[0]
+    assert video.shape == (32, 64, 64, 3)
+
+
 def test_config_overrides_and_errors(tmp_path: Path) -> None:
     cfg = load_config(DiTTrainConfig, None, ["steps=7", "data.sizes=[64x64]"])
     assert cfg.steps == 7 and cfg.data.sizes == ("64x64",)
@@ -206,6 +220,8 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
         (["dit", "unknown_background=30"], "unknown_background is a share, 0 to 1"),
         (["dit", "part_lr_scale=-1"], "part_lr_scale multiplies the learning rate"),
         (["dit", "shape_weight=-1"], "shape_weight is an extra loss weight"),
+        (["dit", "attribute_weight=-1"], "attribute_weight is a loss weight"),
+        (["dit", "attribute_weight=1", "shape_contrast=1"], "attribute_weight needs Shapes World"),
         (["dit", "continuation_share=1.5"], "continuation_share is a share, 0 to 1"),
         (["dit", "shape_weight=3", "shape_contrast=1"], "shape_weight needs Shapes World"),
     ],

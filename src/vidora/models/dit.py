@@ -44,6 +44,11 @@ class DiTConfig:
     pool_queries: int = 0
     """Learned queries that read the prompt's tokens into the global condition beside their mean
     (`PromptPool`); 0: the mean alone. It starts at zero, so it can be added to a trained DiT."""
+    attribute_classes: tuple[int, ...] = ()
+    """Classes of each object attribute a linear head reads from every token in training
+    (`AttributeHead`; Shapes World: colour, shape, motion, size); (): no head."""
+    attribute_block: int = 2
+    """Blocks the tokens pass through before the attribute head reads them."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,12 +57,14 @@ class DiTConfig:
     def from_dict(cls, d: dict) -> DiTConfig:
         d = dict(d)
         d["patch_size"] = tuple(d["patch_size"])
+        d["attribute_classes"] = tuple(d.get("attribute_classes", ()))
         return cls(**d)
 
 
-OPTIONAL_PARTS = ("refine.", "pool.")
-"""Parameter prefixes of the parts a trained DiT can be given (`refine_width`, `pool_queries`):
-each starts adding nothing, so a release without them loads into a DiT with them."""
+OPTIONAL_PARTS = ("refine.", "pool.", "attributes.")
+"""Parameter prefixes of the parts a trained DiT can be given (`refine_width`, `pool_queries`,
+`attribute_classes`): each starts adding nothing (the attribute head is read in training only),
+so a release without them loads into a DiT with them."""
 
 
 class DiTBlock(nn.Module):
@@ -155,6 +162,26 @@ class PromptPool(nn.Module):
         return self.out(read.flatten(1))  # (B, D)
 
 
+class AttributeHead(nn.Module):
+    """A linear readout of each token's object attributes from the DiT's middle, for training.
+
+    At high noise a token cannot see what it will show; what the object there is (its shape,
+    its motion) can only come from the prompt. Charging a readout of the middle tokens for the
+    true attributes, where an object lies, asks the blocks below to carry the prompt's words to
+    the object's tokens (as REPA aligns a DiT's middle with a pretrained encoder's features; here
+    the world's exact labels stand in for the encoder). Sampling never calls it.
+    """
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.width, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(cfg.width, sum(cfg.attribute_classes))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens: (B, N, D) -> logits (B, N, sum of attribute_classes)."""
+        return self.linear(self.norm(tokens))
+
+
 class DiT(nn.Module):
     """Velocity model v(x_t, t | text, clean frames) over latent video."""
 
@@ -173,6 +200,11 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg, cfg.latent_channels * pt * ph * pw)
         self.refine = VelocityRefiner(cfg) if cfg.refine_width else None
+        self.attributes = AttributeHead(cfg) if cfg.attribute_classes else None
+        if self.attributes is not None and not 1 <= cfg.attribute_block <= cfg.depth:
+            raise ValueError(
+                f"attribute_block counts blocks, 1 to {cfg.depth}, not {cfg.attribute_block}"
+            )
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -208,14 +240,19 @@ class DiT(nn.Module):
         text: torch.Tensor,
         text_mask: torch.Tensor,
         cond_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        attributes: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """
         x: (B, z, F, h, w) noisy latents, with clean latents in the given frames.
         t: (B,) flow time in [0, 1] (0 noise, 1 data).
         text: (B, L, text_dim) token states; text_mask: (B, L) bool, True for real tokens.
         cond_mask: (B, F) bool, True for frames given clean; None means none given.
-        Returns the velocity (B, z, F, h, w).
+        Returns the velocity (B, z, F, h, w); with `attributes` (training, a DiT with an
+        `AttributeHead`), also the head's logits (B, N, sum of attribute_classes), tokens in
+        `patchify`'s order.
         """
+        if attributes and self.attributes is None:
+            raise ValueError("this DiT has no attribute head (DiTConfig.attribute_classes)")
         b, z, f, h, w = x.shape
         pt, ph, pw = self.cfg.patch_size
         grid = (f // pt, h // ph, w // pw)
@@ -237,13 +274,16 @@ class DiT(nn.Module):
         context = self.text_proj(text)  # (B, L, D)
         rope = self.rope.frequencies(grid, x.device)  # (N, head_dim/2)
 
-        for block in self.blocks:
+        logits = None
+        for depth, block in enumerate(self.blocks, start=1):
             tokens = block(tokens, c, context, text_mask, rope)  # (B, N, D)
+            if attributes and depth == self.cfg.attribute_block:
+                logits = self.attributes(tokens)  # (B, N, classes)
         out = self.final(tokens, c)  # (B, N, z*pt*ph*pw)
         velocity = self.unpatchify(out, grid)  # (B, z, F, h, w)
         if self.refine is not None:
             velocity = velocity + self.refine(velocity, x, c)  # (B, z, F, h, w)
-        return velocity
+        return (velocity, logits) if attributes else velocity
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, F, h, w) -> (B, N, C*pt*ph*pw), tokens in (f, row, column) order."""

@@ -176,6 +176,15 @@ class DiTTrainConfig:
     square differs from a circle in a few cells, so the plain loss barely charges a square drawn
     round (on the built-in model, 4 drew more of the objects and no more squares: MODEL.md,
     v13). 0: off."""
+    attribute_weight: float = 0.0
+    """Weight of the attribute loss (Shapes World runs only): a linear head on the tokens after
+    `attribute_block` blocks is charged, by cross-entropy, for naming the colour, shape, motion
+    and size of the object each token shows (`vidora.models.dit.AttributeHead`, labels from
+    `vidora.train.attributes`). At high noise only the prompt can say what an object is, so
+    this asks the DiT to carry the prompt's words to the tokens that draw them. The head is
+    for training; sampling never reads it. 0: off."""
+    attribute_block: int = 2
+    """Blocks (of the preset's depth) below the attribute head."""
     shape_contrast: float = 0.0
     """Weight of a contrastive term (Shapes World runs only): each clip's flow loss is taken
     again with its caption naming one object's shape wrongly, every other word the same, and

@@ -34,6 +34,7 @@ from vidora.models.dit import DIT_PRESETS, OPTIONAL_PARTS, DiT, DiTConfig
 from vidora.models.text_encoder import load_text_encoder
 from vidora.models.vae import VideoVAE, latent_frames
 from vidora.pipelines.text_to_video import CONTEXT_FRAMES, EXTENSION_FRAMES, TextToVideoPipeline
+from vidora.train.attributes import ATTRIBUTES, clip_labels
 from vidora.train.checkpoint import load_training_state, save_training_state
 from vidora.train.config import DataConfig, DiTTrainConfig, config_to_dict
 from vidora.train.data import (
@@ -50,7 +51,7 @@ from vidora.train.vae import load_release_part, load_vae
 from vidora.train.validation import FlowValidation, WordGaps, validation_data
 from vidora.world.captions import stand_in_words
 from vidora.world.scene import Scene
-from vidora.world.spec import NUM_FRAMES, SHAPES
+from vidora.world.spec import NUM_FRAMES, SHAPES, parse_size
 from vidora.world.splits import clip_frames
 
 Progress = Callable[[int, int, dict], None]
@@ -96,6 +97,9 @@ class LatentCache:
         self.shape_cells: dict[str, torch.Tensor] | None = None
         """Per size, (N, 1, F, h, w): how far each latent cell moves when the clip's objects
         are drawn as other shapes (`add_shape_cells`); None until added."""
+        self.labels: dict[str, torch.Tensor] | None = None
+        """Per size, (N, A, F, rows, columns) int8: each DiT token's object attributes
+        (`add_object_labels`); None until added."""
 
     @classmethod
     def build(
@@ -271,6 +275,22 @@ def add_shape_cells(
     cache.shape_cells = cells
 
 
+def add_object_labels(cache: LatentCache, patch: tuple[int, int], continuation: bool) -> None:
+    """Give a Shapes World cache its clips' per-token object labels (`clip_labels`), for DiT
+    tokens of `patch` (rows, columns) latent cells; `continuation`: the cache holds clips carried
+    on from `continuation_start(key)`. Computed, not stored: under a millisecond a clip."""
+    if cache.data.source != "shapes":
+        raise ValueError("object labels need Shapes World clips (data.source=shapes)")
+    labels = {}
+    for size, latents in cache.latents.items():
+        keys = cache.keys[size]
+        _, height = parse_size(size)
+        token_px = height // (latents.shape[-2] // patch[0])
+        starts = [continuation_start(k) for k in keys] if continuation else None
+        labels[size] = clip_labels(cache.data.split, cache.data.seed, keys, token_px, starts)
+    cache.labels = labels
+
+
 @dataclass(frozen=True)
 class Draw:
     """One training batch of one size drawn from the latent caches."""
@@ -286,6 +306,9 @@ class Draw:
     asked for."""
     wrong_captions: list[str] | None = None
     """Each caption with one object's shape named wrongly, when asked for."""
+    labels: torch.Tensor | None = None
+    """(B, A, F, rows, columns) each token's object attributes (`LatentCache.labels`, -1 where
+    no object), when asked for."""
 
 
 class CaptionedLatents:
@@ -320,18 +343,31 @@ class CaptionedLatents:
         self.continuation_rng = np.random.default_rng([seed, rank, 9])
         self.scenes: dict[int, Scene] = {}  # key -> scene, built once (rebuilding one: ~0.3 ms)
 
-    def draw(self, batch_size: int, shape_cells: bool = False, wrong_shapes: bool = False) -> Draw:
-        """A batch of one size: its clips' shape cells with `shape_cells`, and with
-        `wrong_shapes` each caption again with one object's shape named wrongly (the same
-        template and words: both captions are written from one word seed). The same seed gives
-        the same clips and captions whatever is asked for alongside."""
+    def draw(
+        self,
+        batch_size: int,
+        shape_cells: bool = False,
+        wrong_shapes: bool = False,
+        labels: bool = False,
+    ) -> Draw:
+        """A batch of one size: its clips' shape cells with `shape_cells`, with `wrong_shapes`
+        each caption again with one object's shape named wrongly (the same template and words:
+        both captions are written from one word seed), and with `labels` its tokens' object
+        labels. The same seed gives the same clips and captions whatever is asked for
+        alongside."""
         if shape_cells and self.cache.shape_cells is None:
             raise ValueError("the latent cache has no shape cells: see add_shape_cells")
+        carried = self.continuations
+        if labels and (
+            self.cache.labels is None or (carried is not None and carried.labels is None)
+        ):
+            raise ValueError("the latent caches have no object labels: see add_object_labels")
         size = self.sizes[self.bucket_rng.integers(len(self.sizes))]
         rows = torch.from_numpy(self.rng.integers(len(self.cache.latents[size]), size=batch_size))
         latents = self.cache.latents[size][rows].float()  # (B, z, F, h, w)
         keys = [int(self.cache.keys[size][r]) for r in rows]
         extends = torch.zeros(batch_size, dtype=torch.bool)
+        tokens = self.cache.labels[size][rows].long() if labels else None  # (B, A, F, r, c)
         if self.continuations is not None and self.continuation_share:
             extends = torch.from_numpy(
                 self.continuation_rng.random(batch_size) < self.continuation_share
@@ -342,6 +378,8 @@ class CaptionedLatents:
                 )
             )[extends]
             latents[extends] = self.continuations.latents[size][picked].float()
+            if tokens is not None:
+                tokens[extends] = self.continuations.labels[size][picked].long()
             for i, row in zip(
                 torch.nonzero(extends).flatten().tolist(), picked.tolist(), strict=True
             ):
@@ -354,7 +392,7 @@ class CaptionedLatents:
             captions, wrong = self._captions_and_wrong_shapes(keys)
         else:
             captions, wrong = self._captions(keys), None
-        return Draw(latents, captions, size, extends, cells, wrong)
+        return Draw(latents, captions, size, extends, cells, wrong, tokens)
 
     def _captions(self, keys: list[int]) -> list[str]:
         """Each clip's caption: a dataset folder's own, or a Shapes World caption freshly worded
@@ -480,13 +518,18 @@ def dit_loss(
     wrong: WrongText | None = None,
     shape_cells: torch.Tensor | None = None,
     extends: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    stats: dict[str, float] | None = None,
 ) -> torch.Tensor:
     """Flow-matching loss on a batch of clean latents (B, z, F, h, w), the positions weighted by
     `cfg.foreground_weight` where they hold an object and by `cfg.shape_weight` by their
     `shape_cells` (B, 1, F, h, w), and clean given frames left out; with
     `wrong`, plus `cfg.shape_contrast` times the hinge on each clip's relative loss rise under
     its wrong-shape caption. Clips marked in `extends` (B,) bool are continuations: given their
-    first `EXTENSION_LATENTS` latent frames, as the pipeline's extension is.
+    first `EXTENSION_LATENTS` latent frames, as the pipeline's extension is. With `labels`
+    (B, A, F, rows, columns), each token's object attributes, plus `cfg.attribute_weight` times
+    the attribute head's cross-entropy on them (`attribute_loss`); `stats`, when given, gets
+    each attribute's cross-entropy for the log.
 
     Timesteps and conditioning come from the CPU `generator`; the noise from `noise_generator`
     (default: that one), which on a GPU lives there so the noise is drawn where it is used.
@@ -504,7 +547,10 @@ def dit_loss(
         cond = torch.where(extends.to(device)[:, None], extension, cond)
     given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
     x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
-    if wrong is None:
+    logits = None
+    if wrong is None and labels is not None and cfg.attribute_weight:
+        velocity, logits = model(x_t, t, text, text_mask, cond, attributes=True)
+    elif wrong is None:
         velocity = model(x_t, t, text, text_mask, cond)
     elif cfg.shape_contrast_wrong_grad:  # both captions in one pass of 2B clips (one forward
         # with gradient before each backward, as DDP asks)
@@ -524,6 +570,9 @@ def dit_loss(
         share = (shape_cells.to(device) / SHAPE_DISTANCE_FULL).clamp(max=1.0)  # (B, 1, F, h, w)
         weight = weight * (1.0 + cfg.shape_weight * share)
     loss = flow_loss(velocity.float(), latents, noise, weight)
+    if logits is not None:
+        labels = labels.to(device).masked_fill(given, -1)  # given frames show their objects
+        loss = loss + cfg.attribute_weight * attribute_loss(logits, labels, stats)
     if wrong is None or not wrong.used.any():
         return loss
     target = velocity_target(latents, noise).float()
@@ -536,6 +585,29 @@ def dit_loss(
     charged = wrong.used.to(device) & (t <= cfg.shape_contrast_max_t)  # (B,)
     hinge = torch.relu(cfg.shape_contrast_margin - rise) * charged  # (B,)
     return loss + cfg.shape_contrast * hinge.mean()
+
+
+def attribute_loss(
+    logits: torch.Tensor, labels: torch.Tensor, stats: dict[str, float] | None = None
+) -> torch.Tensor:
+    """Mean over `ATTRIBUTES` of the head's cross-entropy on the labelled tokens: logits
+    (B, N, classes) in `DiT.patchify`'s token order, labels (B, A, F, rows, columns) with -1
+    where no object lies (left out; zero when no token is labelled)."""
+    targets = labels.flatten(2)  # (B, A, N), the tokens in (frame, row, column) order
+    if targets.shape[2] != logits.shape[1]:
+        raise ValueError(f"{targets.shape[2]} token labels for {logits.shape[1]} tokens")
+    losses, start = [], 0
+    for a, (name, values) in enumerate(ATTRIBUTES.items()):
+        part = logits[..., start : start + len(values)].float()  # (B, N, classes)
+        start += len(values)
+        target = targets[:, a]  # (B, N)
+        if not (target >= 0).any():
+            losses.append(part.sum() * 0.0)  # keeps the graph whole for DDP
+            continue
+        losses.append(F.cross_entropy(part.flatten(0, 1), target.flatten(), ignore_index=-1))
+        if stats is not None:
+            stats[f"ce_{name}"] = losses[-1].item()
+    return torch.stack(losses).mean()
 
 
 def _pad_tokens(
@@ -605,6 +677,15 @@ def check_config(cfg: DiTTrainConfig) -> None:
         )
     if cfg.shape_weight < 0:
         raise ValueError(f"shape_weight is an extra loss weight, 0 or more, not {cfg.shape_weight}")
+    if cfg.attribute_weight < 0:
+        raise ValueError(
+            f"attribute_weight is a loss weight, 0 or more, not {cfg.attribute_weight}"
+        )
+    if cfg.attribute_weight and (cfg.data.source != "shapes" or cfg.shape_contrast):
+        raise ValueError(
+            "attribute_weight needs Shapes World (data.source=shapes), whose scenes say what "
+            "every pixel shows; and not together with shape_contrast"
+        )
     if cfg.shape_weight and (cfg.data.source != "shapes" or cfg.shape_contrast):
         raise ValueError(
             "shape_weight needs Shapes World (data.source=shapes): it redraws each clip's "
@@ -688,8 +769,15 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         text_dim=text_encoder.dim,
         refine_width=cfg.refine_width,
         pool_queries=cfg.pool_queries,
+        attribute_classes=tuple(map(len, ATTRIBUTES.values())) if cfg.attribute_weight else (),
+        attribute_block=cfg.attribute_block,
     )
     dit = DiT(model_cfg).to(dist.device)
+    if cfg.attribute_weight:
+        patch = model_cfg.patch_size[1:]
+        add_object_labels(cache, patch, continuation=False)
+        if continuations is not None:
+            add_object_labels(continuations, patch, continuation=True)
     if cfg.train_part == "refine":
         for name, p in dit.named_parameters():
             p.requires_grad_(name.startswith("refine."))
@@ -732,7 +820,12 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
     contrast = cfg.shape_contrast > 0
 
     def draw() -> Draw:
-        return draws.draw(cfg.batch_size, shape_cells=cfg.shape_weight > 0, wrong_shapes=contrast)
+        return draws.draw(
+            cfg.batch_size,
+            shape_cells=cfg.shape_weight > 0,
+            wrong_shapes=contrast,
+            labels=cfg.attribute_weight > 0,
+        )
 
     for _ in range(step):  # replay the draw order so a resumed run sees what it would have seen
         draw()
@@ -759,6 +852,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         for group in optimizer.param_groups:  # runs saved before part_lr_scale: no lr_scale
             peak = cfg.lr * group.get("lr_scale", 1.0)
             group["lr"] = learning_rate(step, peak, cfg.warmup, cfg.steps)
+        parts: dict[str, float] = {}
         with autocast(cfg.autocast, dist.device):
             loss = dit_loss(
                 model,
@@ -771,6 +865,8 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
                 wrong,
                 batch.shape_cells,
                 batch.extends,
+                batch.labels,
+                parts,
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -787,6 +883,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
                 "size": batch.size,
                 "lr": optimizer.param_groups[0]["lr"],
                 "elapsed": round(time.time() - started, 1),
+                **parts,
             }
             log.append(stats)
             if progress:

@@ -50,9 +50,32 @@ def render(scene: Scene, num_frames: int = NUM_FRAMES) -> np.ndarray:
     return frames
 
 
+def object_map(scene: Scene, num_frames: int = NUM_FRAMES) -> np.ndarray:
+    """Which object each pixel shows, (T, H, W) int8: the index in `scene.objects` of the one
+    drawn last there (as `render` paints them), -1 for the canvas. The world's exact labels,
+    for training objectives that ask where each object is."""
+    width, height = parse_size(scene.size)
+    index = np.full((num_frames, height, width), -1, dtype=np.int8)
+    tracks = scene.track(num_frames)  # (N, T, 2)
+    s = scale(width, height)
+    for k, (obj, centres) in enumerate(zip(scene.objects, tracks, strict=True)):
+        t, rows, cols = _pixels(obj, centres, s, height, width)
+        index[t, rows, cols] = k
+    return index
+
+
 def _draw(frames: np.ndarray, obj: WorldObject, centres: np.ndarray, s: float) -> None:
     """Paint one object into every frame, its sprite's box centred on that frame's centre."""
-    num_frames, height, width, _ = frames.shape
+    t, rows, cols = _pixels(obj, centres, s, *frames.shape[1:3])
+    frames[t, rows, cols] = COLOURS[obj.colour]
+
+
+def _pixels(
+    obj: WorldObject, centres: np.ndarray, s: float, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (frame, row, column) indices of an object's pixels in every frame, (P,) each, those
+    off the canvas left out."""
+    num_frames = len(centres)
     mask = sprite(obj.shape, obj.size, s)
     sprite_h, sprite_w = mask.shape
     # Top-left pixel per frame: the box's corner snapped to the nearest whole pixel.
@@ -64,5 +87,5 @@ def _draw(frames: np.ndarray, obj: WorldObject, centres: np.ndarray, s: float) -
     t = np.broadcast_to(np.arange(num_frames)[:, None], rows.shape)
     if rows.min() < 0 or cols.min() < 0 or rows.max() >= height or cols.max() >= width:
         inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        t, rows, cols = t[inside], rows[inside], cols[inside]
-    frames[t, rows, cols] = COLOURS[obj.colour]
+        return t[inside], rows[inside], cols[inside]
+    return t.ravel(), rows.ravel(), cols.ravel()
