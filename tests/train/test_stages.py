@@ -221,6 +221,7 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
         (["dit", "part_lr_scale=-1"], "part_lr_scale multiplies the learning rate"),
         (["dit", "shape_weight=-1"], "shape_weight is an extra loss weight"),
         (["dit", "attribute_weight=-1"], "attribute_weight is a loss weight"),
+        (["dit", "attribute_weight=1", "attribute_block=7"], "attribute_block counts blocks"),
         (["dit", "attribute_weight=1", "shape_contrast=1"], "attribute_weight needs Shapes World"),
         (["dit", "continuation_share=1.5"], "continuation_share is a share, 0 to 1"),
         (["dit", "shape_weight=3", "shape_contrast=1"], "shape_weight needs Shapes World"),

@@ -681,6 +681,12 @@ def check_config(cfg: DiTTrainConfig) -> None:
         raise ValueError(
             f"attribute_weight is a loss weight, 0 or more, not {cfg.attribute_weight}"
         )
+    depth = DIT_PRESETS[cfg.preset]().depth if cfg.preset in DIT_PRESETS else None
+    if cfg.attribute_weight and depth and not 1 <= cfg.attribute_block <= depth:
+        raise ValueError(
+            f"attribute_block counts blocks of the {cfg.preset} DiT, 1 to {depth}, "
+            f"not {cfg.attribute_block}"
+        )
     if cfg.attribute_weight and (cfg.data.source != "shapes" or cfg.shape_contrast):
         raise ValueError(
             "attribute_weight needs Shapes World (data.source=shapes), whose scenes say what "
