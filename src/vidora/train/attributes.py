@@ -35,18 +35,15 @@ def token_labels(scene: Scene, token_px: int, start: int = 0) -> np.ndarray:
     frames `start` to `start + NUM_FRAMES - 1` of `scene`, padded as the VAE pads them, a latent
     frame for the first and then one per `TEMPORAL_FACTOR` frames, `token_px` pixels square."""
     index = object_map(scene, start + NUM_FRAMES)[start:]  # (T, H, W)
-    pad = padded_length(NUM_FRAMES) - NUM_FRAMES
-    index = np.concatenate([index, np.repeat(index[-1:], pad, axis=0)])  # (T', H, W)
     frames, height, width = index.shape
     rows, cols = height // token_px, width // token_px
     n = len(scene.objects)
-    shown = index[None] == np.arange(n)[:, None, None, None]  # (n, T', H, W)
-    cover = shown.reshape(n, frames, rows, token_px, cols, token_px).sum((3, 5))  # (n, T', r, c)
-    groups = [cover[:, :1]] + [
-        cover[:, 1 + TEMPORAL_FACTOR * j : 1 + TEMPORAL_FACTOR * (j + 1)]
-        for j in range((frames - 1) // TEMPORAL_FACTOR)
-    ]
-    share = np.stack([g.mean(1) for g in groups], axis=1) / token_px**2  # (n, F, r, c)
+    shown = index[None] == np.arange(n)[:, None, None, None]  # (n, T, H, W)
+    cover = shown.reshape(n, frames, rows, token_px, cols, token_px).sum((3, 5))  # (n, T, r, c)
+    pad = padded_length(frames) - frames  # the last frame repeated, as the VAE pads a clip
+    cover = np.concatenate([cover, np.repeat(cover[:, -1:], pad, axis=1)], axis=1)  # (n, T', r, c)
+    later = cover[:, 1:].reshape(n, -1, TEMPORAL_FACTOR, rows, cols).mean(2)  # (n, F - 1, r, c)
+    share = np.concatenate([cover[:, :1], later], axis=1) / token_px**2  # (n, F, r, c)
     values = np.array(
         [[names.index(getattr(o, a)) for a, names in ATTRIBUTES.items()] for o in scene.objects]
     )  # (n, A)

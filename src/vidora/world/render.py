@@ -73,8 +73,8 @@ def _draw(frames: np.ndarray, obj: WorldObject, centres: np.ndarray, s: float) -
 def _pixels(
     obj: WorldObject, centres: np.ndarray, s: float, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The (frame, row, column) indices of an object's pixels in every frame, (P,) each, those
-    off the canvas left out."""
+    """The (frame, row, column) indices of an object's pixels in every frame, arrays of one
+    shape, those off the canvas left out."""
     num_frames = len(centres)
     mask = sprite(obj.shape, obj.size, s)
     sprite_h, sprite_w = mask.shape
@@ -88,4 +88,4 @@ def _pixels(
     if rows.min() < 0 or cols.min() < 0 or rows.max() >= height or cols.max() >= width:
         inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
         return t[inside], rows[inside], cols[inside]
-    return t.ravel(), rows.ravel(), cols.ravel()
+    return t, rows, cols
