@@ -89,6 +89,32 @@ def test_two_object_adherence_counts_only_two_object_prompts(tmp_path: Path) -> 
     assert values["objects"] == sum(len(c.scene.objects) for c in clips)
 
 
+def _swap_colours(scene: Scene) -> Scene:
+    if len(scene.objects) != 2:
+        return scene
+    first, second = scene.objects
+    swapped = (replace(first, colour=second.colour), replace(second, colour=first.colour))
+    return replace(scene, objects=swapped)
+
+
+def test_binding_tells_each_objects_words_from_the_others(tmp_path: Path) -> None:
+    bound = evaluate(Oracle(), SPLITS, n=N, seeds=SEEDS, out_dir=tmp_path, progress=False)
+    # Each object drawn with the other's colour: the words all heard, each given to the other.
+    swapped = Oracle(draw=lambda scene: render(_swap_colours(scene)))
+    unbound = evaluate(swapped, SPLITS, n=N, seeds=SEEDS, out_dir=tmp_path, progress=False)
+    told = {"shape": 0, "motion": 0}
+    for split in SPLITS:
+        for attribute in told:
+            right = bound["splits"][split]["binding"][attribute]
+            wrong = unbound["splits"][split]["binding"][attribute]
+            assert right["other"] == right["neither"] == 0
+            assert (wrong["own"], wrong["other"]) == (0, right["own"])
+            told[attribute] += right["own"]
+            if right["own"]:
+                assert (right["own_share"], wrong["own_share"]) == (1.0, 0.0)
+    assert told["shape"] > 0 and told["motion"] > 0
+
+
 def test_batched_generator_gets_batches_of_one_size(tmp_path: Path) -> None:
     oracle = BatchedOracle()
     metrics = evaluate(

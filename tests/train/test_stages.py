@@ -197,6 +197,19 @@ def test_an_attribute_run_logs_each_attribute_and_releases_a_pipeline(tmp_path: 
     assert video.shape == (32, 64, 64, 3)
 
 
+def test_a_grounding_run_logs_its_loss_and_releases_a_pipeline(tmp_path: Path) -> None:
+    pipe = TextToVideoPipeline.tiny_random()
+    extra = ["grounding_weight=0.5", "continuation_share=0.5", "continuation_clips=6"]
+    cfg = _from_release(tmp_path, pipe, *extra, "log_every=1")
+    model = TextToVideoPipeline.from_pretrained(dit_stage.main(cfg))
+    records = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "loss" in r]
+    assert len(logged) == 2
+    assert all(0 < r["ground"] <= 1 for r in logged)  # a share of attention
+    video = model("a red circle moving left on a black background", size="64x64").videos[0]
+    assert video.shape == (32, 64, 64, 3)
+
+
 def test_config_overrides_and_errors(tmp_path: Path) -> None:
     cfg = load_config(DiTTrainConfig, None, ["steps=7", "data.sizes=[64x64]"])
     assert cfg.steps == 7 and cfg.data.sizes == ("64x64",)
@@ -223,6 +236,12 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
         (["dit", "attribute_weight=-1"], "attribute_weight is a loss weight"),
         (["dit", "attribute_weight=1", "attribute_block=7"], "attribute_block counts blocks"),
         (["dit", "attribute_weight=1", "shape_contrast=1"], "attribute_weight needs Shapes World"),
+        (["dit", "grounding_weight=-1"], "grounding_weight is a loss weight"),
+        (["dit", "grounding_weight=1", "shape_contrast=1"], "grounding_weight needs Shapes World"),
+        (
+            ["dit", "grounding_weight=1", "attribute_weight=1"],
+            "grounding_weight and attribute_weight",
+        ),
         (["dit", "continuation_share=1.5"], "continuation_share is a share, 0 to 1"),
         (["dit", "shape_weight=3", "shape_contrast=1"], "shape_weight needs Shapes World"),
     ],

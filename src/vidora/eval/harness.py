@@ -114,11 +114,32 @@ def _share(hits: Sequence[bool]) -> float | None:
     return float(np.mean(hits)) if len(hits) else None
 
 
+def binding(samples: Sequence[Sample], attribute: str) -> dict[str, int | float | None]:
+    """Whose `attribute` ('shape' or 'motion') each object of a two-object video shows, where
+    the prompt gives its two objects different ones: its own, the other object's, or neither
+    (found objects with a detected value only). `own_share` is own / (own + other): 0.5 when a
+    generator hears both words but gives them to the objects at random, 1 when it binds them."""
+    counts = {"own": 0, "other": 0, "neither": 0}
+    for sample in samples:
+        if len(sample.verdict.objects) != 2:
+            continue
+        first, second = sample.verdict.objects
+        for obj, other in ((first, second), (second, first)):
+            wanted, theirs = getattr(obj, attribute), getattr(other, attribute)
+            shown = getattr(obj, f"detected_{attribute}")
+            if wanted == theirs or not obj.found or shown is None:
+                continue
+            counts["own" if shown == wanted else "other" if shown == theirs else "neither"] += 1
+    told = counts["own"] + counts["other"]
+    return {**counts, "own_share": counts["own"] / told if told else None}
+
+
 def split_metrics(samples: Sequence[Sample]) -> dict[str, Any]:
     """Per-attribute accuracy, adherence and consistency over one split's samples.
 
     Attribute accuracies count prompted objects (see vidora.world.judge); adherence counts
-    videos; two-object adherence is adherence over the two-object prompts alone.
+    videos; two-object adherence is adherence over the two-object prompts alone; binding says
+    whether a two-object video gives each object its own shape and motion (`binding`).
     """
     objects = [obj for sample in samples for obj in sample.verdict.objects]
     two = [s.verdict.adheres for s in samples if len(s.verdict.objects) == 2]
@@ -155,6 +176,7 @@ def split_metrics(samples: Sequence[Sample]) -> dict[str, Any]:
         },
         "adherence_by_seed": {str(seed): _share(hits) for seed, hits in by_seed.items()},
         "motion_accuracy_by_motion": {m: _share(hits) for m, hits in by_motion.items()},
+        "binding": {a: binding(samples, a) for a in ("shape", "motion")},
     }
 
 

@@ -110,7 +110,9 @@ def _percent(value: float | None) -> str:
 
 
 def metrics_table(metrics: dict[str, Any]) -> Table:
-    """The headline numbers of `evaluate`'s metrics, one row per split, for the terminal."""
+    """The headline numbers of `evaluate`'s metrics, one row per split, for the terminal; bound:
+    how often a two-object video gives an object its own shape or motion rather than the other
+    object's (50% is chance)."""
     table = Table(title=f"Shapes World judge: {metrics.get('generator', '')}")
     columns = (
         ("colour", "colour_accuracy"),
@@ -124,6 +126,12 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
     table.add_column("videos", justify="right")
     for title, _ in columns:
         table.add_column(title, justify="right")
+    table.add_column("bound (shape / motion)", justify="right")
     for split, values in metrics["splits"].items():
-        table.add_row(split, str(values["samples"]), *(_percent(values[key]) for _, key in columns))
+        shares = [
+            values.get("binding", {}).get(a, {}).get("own_share") for a in ("shape", "motion")
+        ]
+        bound = " / ".join(map(_percent, shares))
+        row = [_percent(values[key]) for _, key in columns]
+        table.add_row(split, str(values["samples"]), *row, bound)
     return table

@@ -89,12 +89,22 @@ class DiTBlock(nn.Module):
         text: torch.Tensor,
         text_mask: torch.Tensor,
         rope: torch.Tensor,
+        cross_maps: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
+        """With `cross_maps`, appends the cross-attention's weights averaged over heads,
+        (B, N, L) float32."""
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=-1)  # 6 x (B, D)
         x = x + gate1[:, None] * self.attn(
             modulate(self.norm1(x), shift1, scale1), rope=rope
         )  # (B, N, D)
-        x = x + self.cross(self.norm_cross(x), context=text, context_mask=text_mask)  # (B, N, D)
+        if cross_maps is None:
+            x = x + self.cross(self.norm_cross(x), context=text, context_mask=text_mask)
+        else:
+            read, weights = self.cross(
+                self.norm_cross(x), context=text, context_mask=text_mask, return_weights=True
+            )  # (B, N, D), (B, heads, N, L)
+            x = x + read
+            cross_maps.append(weights.mean(1))  # (B, N, L)
         x = x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))  # (B, N, D)
         return x
 
@@ -241,6 +251,7 @@ class DiT(nn.Module):
         text_mask: torch.Tensor,
         cond_mask: torch.Tensor | None = None,
         attributes: bool = False,
+        cross_maps: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """
         x: (B, z, F, h, w) noisy latents, with clean latents in the given frames.
@@ -249,8 +260,11 @@ class DiT(nn.Module):
         cond_mask: (B, F) bool, True for frames given clean; None means none given.
         Returns the velocity (B, z, F, h, w); with `attributes` (training, a DiT with an
         `AttributeHead`), also the head's logits (B, N, sum of attribute_classes), tokens in
-        `patchify`'s order.
+        `patchify`'s order; with `cross_maps` (training, not with `attributes`), also every
+        block's cross-attention weights averaged over heads, (depth, B, N, L) float32.
         """
+        if attributes and cross_maps:
+            raise ValueError("ask for the attribute logits or the cross-attention maps, not both")
         if attributes and self.attributes is None:
             raise ValueError("this DiT has no attribute head (DiTConfig.attribute_classes)")
         b, z, f, h, w = x.shape
@@ -275,14 +289,17 @@ class DiT(nn.Module):
         rope = self.rope.frequencies(grid, x.device)  # (N, head_dim/2)
 
         logits = None
+        maps: list[torch.Tensor] | None = [] if cross_maps else None
         for depth, block in enumerate(self.blocks, start=1):
-            tokens = block(tokens, c, context, text_mask, rope)  # (B, N, D)
+            tokens = block(tokens, c, context, text_mask, rope, maps)  # (B, N, D)
             if attributes and depth == self.cfg.attribute_block:
                 logits = self.attributes(tokens)  # (B, N, classes)
         out = self.final(tokens, c)  # (B, N, z*pt*ph*pw)
         velocity = self.unpatchify(out, grid)  # (B, z, F, h, w)
         if self.refine is not None:
             velocity = velocity + self.refine(velocity, x, c)  # (B, z, F, h, w)
+        if cross_maps:
+            return velocity, torch.stack(maps)  # (depth, B, N, L)
         return (velocity, logits) if attributes else velocity
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:

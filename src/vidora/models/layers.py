@@ -221,7 +221,11 @@ class Attention(nn.Module):
         context: torch.Tensor | None = None,
         rope: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        return_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, N, dim), context: (B, L, context_dim) (None: x itself). Returns (B, N, dim);
+        with `return_weights`, also the attention weights (B, heads, N, L) float32, computed
+        explicitly (the fused kernel does not give them)."""
         b, n, d = x.shape
         context = x if context is None else context
         q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, heads, N, hd)
@@ -236,5 +240,12 @@ class Attention(nn.Module):
         if rope is not None:
             q, k = Rope3d.apply(q, rope), Rope3d.apply(k, rope)
         mask = None if context_mask is None else context_mask[:, None, None, :]  # (B, 1, 1, L)
+        if return_weights:
+            scores = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            weights = scores.softmax(-1)  # (B, heads, N, L)
+            x = weights.to(v.dtype) @ v  # (B, heads, N, hd)
+            return self.out(x.transpose(1, 2).reshape(b, n, d)), weights
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, N, hd)
         return self.out(x.transpose(1, 2).reshape(b, n, d))

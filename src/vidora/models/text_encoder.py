@@ -344,6 +344,20 @@ class TextEncoder(nn.Module):
             return self.tokenizer.encode(text, add_special_tokens=special_tokens).ids
         return self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
 
+    def token_offsets(self, prompts: list[str]) -> list[list[tuple[int, int]]]:
+        """Each prompt's tokens as `encode` reads them (padded to the batch's longest), as the
+        characters [start, end) each one covers; (0, 0) for [CLS], [SEP] and padding."""
+        if isinstance(self.model, BertEncoder):
+            return [list(e.offsets) for e in self.tokenizer.encode_batch(list(prompts))]
+        tokens = self.tokenizer(
+            prompts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_offsets_mapping=True,
+        )
+        return [[tuple(o) for o in row] for row in tokens["offset_mapping"]]
+
     def vocabulary(self) -> list[str]:
         """The tokens this encoder reads (a vocabulary subset's kept ones), as strings."""
         vocab = self.tokenizer.get_vocab()  # token -> id

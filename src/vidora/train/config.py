@@ -185,6 +185,12 @@ class DiTTrainConfig:
     for training; sampling never reads it. 0: off."""
     attribute_block: int = 2
     """Blocks (of the preset's depth) below the attribute head."""
+    grounding_weight: float = 0.0
+    """Weight of the grounding loss (Shapes World runs only): every block's cross-attention is
+    charged for the share of attention each word of an object's phrase ("a small red disc
+    moving right") gets from tokens outside that object (`vidora.train.grounding`). Two-object
+    prompts need each object to read its own words; v16 reads them as often for the other
+    object (MODEL.md, "Two objects: which is which"). Not with `attribute_weight`. 0: off."""
     shape_contrast: float = 0.0
     """Weight of a contrastive term (Shapes World runs only): each clip's flow loss is taken
     again with its caption naming one object's shape wrongly, every other word the same, and

@@ -46,6 +46,7 @@ from vidora.train.data import (
 )
 from vidora.train.distributed import cleanup_distributed, setup_distributed
 from vidora.train.ema import EMA
+from vidora.train.grounding import Grounding, Phrase, ground_phrases, grounding_loss, phrase_colours
 from vidora.train.runtime import LossLog, autocast, learning_rate
 from vidora.train.vae import load_release_part, load_vae
 from vidora.train.validation import FlowValidation, WordGaps, validation_data
@@ -309,6 +310,9 @@ class Draw:
     labels: torch.Tensor | None = None
     """(B, A, F, rows, columns) each token's object attributes (`LatentCache.labels`, -1 where
     no object), when asked for."""
+    phrases: list[tuple[Phrase, ...]] | None = None
+    """Each Shapes World caption's object phrases (`vidora.train.grounding`), in the scene's
+    object order."""
 
 
 class CaptionedLatents:
@@ -388,27 +392,33 @@ class CaptionedLatents:
         if shape_cells:
             cells = self.cache.shape_cells[size][rows].float()  # (B, 1, F, h, w)
             cells[extends] = 0.0  # a continuation's twin is not rendered: no extra weight
+        phrases = None
         if wrong_shapes:
             captions, wrong = self._captions_and_wrong_shapes(keys)
         else:
-            captions, wrong = self._captions(keys), None
-        return Draw(latents, captions, size, extends, cells, wrong, tokens)
+            (captions, phrases), wrong = self._captions(keys), None
+        return Draw(latents, captions, size, extends, cells, wrong, tokens, phrases)
 
-    def _captions(self, keys: list[int]) -> list[str]:
+    def _captions(self, keys: list[int]) -> tuple[list[str], list[tuple[Phrase, ...]] | None]:
         """Each clip's caption: a dataset folder's own, or a Shapes World caption freshly worded
-        (with a stand-in background word for a share `unknown_background`)."""
-        from vidora.world.captions import write_caption
+        (with a stand-in background word for a share `unknown_background`) and its objects'
+        phrases."""
+        from vidora.world.captions import write_caption_with_spans
 
         if self.cache.data.source != "shapes":
-            return [self.folder_captions[key] for key in keys]
+            return [self.folder_captions[key] for key in keys], None
         wording = self._wording()
-        captions = []
+        captions, phrases = [], []
         for scene in self._scenes(keys):
             stand_in = None
             if self.unknown_background and self.rng.random() < self.unknown_background:
                 stand_in = self.stand_ins[self.rng.integers(len(self.stand_ins))]
-            captions.append(write_caption(scene, self.rng, wording, background_word=stand_in))
-        return captions
+            caption, spans = write_caption_with_spans(
+                scene, self.rng, wording, background_word=stand_in
+            )
+            captions.append(caption)
+            phrases.append(phrase_colours([o.colour for o in scene.objects], spans))
+        return captions, phrases
 
     def _captions_and_wrong_shapes(self, keys: list[int]) -> tuple[list[str], list[str]]:
         from vidora.world.captions import write_caption
@@ -520,6 +530,7 @@ def dit_loss(
     extends: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
     stats: dict[str, float] | None = None,
+    grounding: Grounding | None = None,
 ) -> torch.Tensor:
     """Flow-matching loss on a batch of clean latents (B, z, F, h, w), the positions weighted by
     `cfg.foreground_weight` where they hold an object and by `cfg.shape_weight` by their
@@ -529,7 +540,8 @@ def dit_loss(
     first `EXTENSION_LATENTS` latent frames, as the pipeline's extension is. With `labels`
     (B, A, F, rows, columns), each token's object attributes, plus `cfg.attribute_weight` times
     the attribute head's cross-entropy on them (`attribute_loss`); `stats`, when given, gets
-    each attribute's cross-entropy for the log.
+    each attribute's cross-entropy for the log. With `grounding` and `labels`, plus
+    `cfg.grounding_weight` times the grounding loss (`grounding_loss`, logged as `ground`).
 
     Timesteps and conditioning come from the CPU `generator`; the noise from `noise_generator`
     (default: that one), which on a GPU lives there so the noise is drawn where it is used.
@@ -547,9 +559,11 @@ def dit_loss(
         cond = torch.where(extends.to(device)[:, None], extension, cond)
     given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
     x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
-    logits = None
+    logits = maps = None
     if wrong is None and labels is not None and cfg.attribute_weight:
         velocity, logits = model(x_t, t, text, text_mask, cond, attributes=True)
+    elif wrong is None and labels is not None and grounding is not None and cfg.grounding_weight:
+        velocity, maps = model(x_t, t, text, text_mask, cond, cross_maps=True)
     elif wrong is None:
         velocity = model(x_t, t, text, text_mask, cond)
     elif cfg.shape_contrast_wrong_grad:  # both captions in one pass of 2B clips (one forward
@@ -573,6 +587,11 @@ def dit_loss(
     if logits is not None:
         labels = labels.to(device).masked_fill(given, -1)  # given frames show their objects
         loss = loss + cfg.attribute_weight * attribute_loss(logits, labels, stats)
+    if maps is not None:
+        ground = grounding_loss(maps, grounding, labels.to(device))
+        if stats is not None:
+            stats["ground"] = ground.item()
+        loss = loss + cfg.grounding_weight * ground
     if wrong is None or not wrong.used.any():
         return loss
     target = velocity_target(latents, noise).float()
@@ -692,6 +711,17 @@ def check_config(cfg: DiTTrainConfig) -> None:
             "attribute_weight needs Shapes World (data.source=shapes), whose scenes say what "
             "every pixel shows; and not together with shape_contrast"
         )
+    if cfg.grounding_weight < 0:
+        raise ValueError(
+            f"grounding_weight is a loss weight, 0 or more, not {cfg.grounding_weight}"
+        )
+    if cfg.grounding_weight and (cfg.data.source != "shapes" or cfg.shape_contrast):
+        raise ValueError(
+            "grounding_weight needs Shapes World (data.source=shapes), whose captions say "
+            "which words name which object; and not together with shape_contrast"
+        )
+    if cfg.grounding_weight and cfg.attribute_weight:
+        raise ValueError("grounding_weight and attribute_weight: train with one at a time")
     if cfg.shape_weight and (cfg.data.source != "shapes" or cfg.shape_contrast):
         raise ValueError(
             "shape_weight needs Shapes World (data.source=shapes): it redraws each clip's "
@@ -779,7 +809,8 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
         attribute_block=cfg.attribute_block,
     )
     dit = DiT(model_cfg).to(dist.device)
-    if cfg.attribute_weight:
+    labelled = cfg.attribute_weight > 0 or cfg.grounding_weight > 0
+    if labelled:
         patch = model_cfg.patch_size[1:]
         add_object_labels(cache, patch, continuation=False)
         if continuations is not None:
@@ -830,7 +861,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             cfg.batch_size,
             shape_cells=cfg.shape_weight > 0,
             wrong_shapes=contrast,
-            labels=cfg.attribute_weight > 0,
+            labels=labelled,
         )
 
     for _ in range(step):  # replay the draw order so a resumed run sees what it would have seen
@@ -847,6 +878,11 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
             for c in batch.captions
         ]
         text, text_mask = text_encoder.encode(captions)
+        grounding = None
+        if cfg.grounding_weight:
+            kept = [c != "" for c in captions]
+            offsets = text_encoder.token_offsets(captions)
+            grounding = ground_phrases(batch.phrases, offsets, kept)
         wrong = None
         if contrast:
             wrong_text, wrong_mask = text_encoder.encode(batch.wrong_captions)
@@ -873,6 +909,7 @@ def main(cfg: DiTTrainConfig, progress: Progress | None = None) -> Path:
                 batch.extends,
                 batch.labels,
                 parts,
+                grounding,
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

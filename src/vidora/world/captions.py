@@ -13,6 +13,7 @@ like "a red circle moving right on a black background".
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -179,6 +180,20 @@ def write_caption(
     `background_word` stands in for the wording's word for the background (the same draws are
     made either way): training with a word the model cannot read there (`stand_in_words`)
     teaches it to draw a Shapes World canvas when a prompt names one in words it never saw."""
+    return write_caption_with_spans(scene, rng, wording, background_word)[0]
+
+
+def write_caption_with_spans(
+    scene: Scene,
+    rng: np.random.Generator,
+    wording: Wording = "train",
+    background_word: str | None = None,
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """`write_caption`'s caption (the same draws, the same text) and, for each of the scene's
+    objects in order, the characters [start, end) of its phrase: from its noun ("a small red
+    disc") to the end of its motion ("moving right"). The grounding loss
+    (`vidora.train.grounding`) asks the DiT's cross-attention to read each phrase where its
+    object is drawn."""
     if wording not in WORDINGS:
         raise ValueError(f"wording must be one of {', '.join(WORDINGS)}, not {wording!r}")
     num_objects = len(scene.objects)
@@ -199,8 +214,30 @@ def write_caption(
         fields["a_obj" + suffix] = f"{_article(noun)} {noun}"
         fields["mp" + suffix] = participles[form]
         fields["mf" + suffix] = finites[form]
-    caption = template.format(**fields)
-    return _sentence_case(caption) if template.endswith(".") else caption
+    caption, where = _fill(template, fields)
+    spans = []
+    for k in range(1, num_objects + 1):
+        suffix = "" if num_objects == 1 else str(k)
+        placed = [where[f + suffix] for f in ("obj", "a_obj", "mp", "mf") if f + suffix in where]
+        spans.append((min(a for a, _ in placed), max(b for _, b in placed)))
+    # Sentence case changes letters, not lengths: the spans hold.
+    return (_sentence_case(caption) if template.endswith(".") else caption), tuple(spans)
+
+
+def _fill(template: str, fields: dict[str, str]) -> tuple[str, dict[str, tuple[int, int]]]:
+    """`template.format(**fields)` and where each field it used landed, [start, end)."""
+    parts: list[str] = []
+    where: dict[str, tuple[int, int]] = {}
+    length = 0
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(literal)
+        length += len(literal)
+        if name is not None:
+            value = fields[name]
+            where[name] = (length, length + len(value))
+            parts.append(value)
+            length += len(value)
+    return "".join(parts), where
 
 
 def _object_phrase(obj: WorldObject, rng: np.random.Generator, wording: str) -> str:
