@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from vidora.flow import interpolate, sample_timesteps
 from vidora.models.dit import DiT
@@ -50,14 +50,8 @@ def main() -> None:
     dit.eval()
     encoder = pipe.text_encoder
 
-    stored = load_file(args.cache)
-    sizes = [k.removeprefix("latents.") for k in stored if k.startswith("latents.")]
-    data = DataConfig(source="shapes", seed=args.data_seed, sizes=tuple(sizes))
-    cache = LatentCache(
-        {s: stored[f"latents.{s}"] for s in sizes},
-        {s: stored[f"keys.{s}"].tolist() for s in sizes},
-        data,
-    )
+    data = DataConfig(source="shapes", seed=args.data_seed)
+    cache = LatentCache.load(Path(args.cache), data)
     add_object_labels(cache, cfg.patch_size[1:], continuation=False)
     generator = torch.Generator().manual_seed(0)
 

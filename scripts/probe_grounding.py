@@ -13,10 +13,10 @@ share of the tokens). A release trained with `grounding_weight` should sit below
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from vidora.flow import interpolate, sample_timesteps
 from vidora.pipelines.text_to_video import TextToVideoPipeline
@@ -37,14 +37,8 @@ def main() -> None:
 
     pipe = TextToVideoPipeline.from_pretrained(args.release)
     dit, encoder = pipe.dit.eval(), pipe.text_encoder
-    stored = load_file(args.cache)
-    sizes = [k.removeprefix("latents.") for k in stored if k.startswith("latents.")]
-    data = DataConfig(source="shapes", seed=args.data_seed, sizes=tuple(sizes))
-    cache = LatentCache(
-        {s: stored[f"latents.{s}"] for s in sizes},
-        {s: stored[f"keys.{s}"].tolist() for s in sizes},
-        data,
-    )
+    data = DataConfig(source="shapes", seed=args.data_seed)
+    cache = LatentCache.load(Path(args.cache), data)
     add_object_labels(cache, dit.cfg.patch_size[1:], continuation=False)
     generator = torch.Generator().manual_seed(0)
     draws = CaptionedLatents(cache, seed=99)  # not a training run's draws (seed 0 and up)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from vidora.train.config import DataConfig
 from vidora.train.data import Batch, batches
@@ -72,6 +73,25 @@ def test_a_cache_rendered_by_worker_processes_is_the_cache_rendered_here(tmp_pat
     assert here.keys == workers.keys and all(len(k) == 10 for k in here.keys.values())
     for size in here.latents:
         assert torch.equal(here.latents[size], workers.latents[size])
+
+
+def test_a_saved_cache_loads_back_at_the_sizes_it_holds(tmp_path: Path) -> None:
+    # The probe scripts read a run's cache without knowing its sizes.
+    from vidora.models.vae import VAE_PRESETS, VideoVAE
+    from vidora.train.dit import LatentCache
+
+    torch.manual_seed(0)
+    vae = VideoVAE(VAE_PRESETS["tiny"]()).eval()
+    data = DataConfig(sizes=("96x64", "64x64"), frames=(33,), frame_weights=(1.0,), seed=3)
+    built = LatentCache.build(tmp_path / "c.safetensors", vae, data, 4)
+    loaded = LatentCache.load(tmp_path / "c.safetensors", DataConfig(seed=3))
+    assert set(loaded.data.sizes) == {"96x64", "64x64"} and loaded.data.seed == 3
+    assert loaded.keys == built.keys
+    for size in built.latents:
+        assert torch.equal(loaded.latents[size], built.latents[size])
+    save_file({"weight": torch.zeros(2)}, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match="holds no latents"):
+        LatentCache.load(tmp_path / "model.safetensors", data)
 
 
 def test_a_continuation_cache_holds_each_clips_motion_carried_on(tmp_path: Path) -> None:

@@ -103,6 +103,18 @@ class LatentCache:
         (`add_object_labels`); None until added."""
 
     @classmethod
+    def load(cls, path: Path, data: DataConfig) -> LatentCache:
+        """A run's saved cache as it is, at the sizes it holds (`data`: the run's data settings,
+        whose sizes are replaced by those), for probing a model on the clips it trained on."""
+        stored = load_file(path)
+        sizes = [k.removeprefix("latents.") for k in stored if k.startswith("latents.")]
+        if not sizes:
+            raise ValueError(f"{path} holds no latents: it is not a DiT run's latent cache")
+        data = replace(data, sizes=tuple(sizes))
+        latents = {s: stored[f"latents.{s}"] for s in sizes}
+        return cls(latents, {s: stored[f"keys.{s}"].tolist() for s in sizes}, data)
+
+    @classmethod
     def build(
         cls,
         path: Path,
