@@ -109,10 +109,37 @@ def test_binding_tells_each_objects_words_from_the_others(tmp_path: Path) -> Non
             wrong = unbound["splits"][split]["binding"][attribute]
             assert right["other"] == right["neither"] == 0
             assert (wrong["own"], wrong["other"]) == (0, right["own"])
+            assert right["one_for_both"] == wrong["one_for_both"] == 0
             told[attribute] += right["own"]
             if right["own"]:
                 assert (right["own_share"], wrong["own_share"]) == (1.0, 0.0)
     assert told["shape"] > 0 and told["motion"] > 0
+
+
+def _first_objects_shape_and_motion_for_both(scene: Scene) -> Scene:
+    if len(scene.objects) != 2:
+        return scene
+    first, second = scene.objects
+    # The first object again in the second's colour, moved across its path (from its start, to
+    # the second's row or column), so the copy stays in the frame.
+    across = {"y": second.y} if first.motion in ("left", "right") else {"x": second.x}
+    copy = replace(first, colour=second.colour, **across)
+    return replace(scene, objects=(first, copy))
+
+
+def test_binding_counts_videos_that_give_both_objects_one_shape_and_motion(
+    tmp_path: Path,
+) -> None:
+    shared = Oracle(draw=lambda scene: render(_first_objects_shape_and_motion_for_both(scene)))
+    metrics = evaluate(shared, SPLITS, n=N, seeds=SEEDS, out_dir=tmp_path, progress=False)
+    videos = 0
+    for split in SPLITS:
+        for attribute in ("shape", "motion"):
+            counts = metrics["splits"][split]["binding"][attribute]
+            assert counts["one_for_both"] == counts["videos"]
+            assert counts["neither"] == 0 and counts["other"] >= counts["videos"]
+            videos += counts["videos"]
+    assert videos > 0
 
 
 def test_batched_generator_gets_batches_of_one_size(tmp_path: Path) -> None:

@@ -118,20 +118,36 @@ def binding(samples: Sequence[Sample], attribute: str) -> dict[str, int | float 
     """Whose `attribute` ('shape' or 'motion') each object of a two-object video shows, where
     the prompt gives its two objects different ones: its own, the other object's, or neither
     (found objects with a detected value only). `own_share` is own / (own + other): 0.5 when a
-    generator hears both words but gives them to the objects at random, 1 when it binds them."""
+    generator hears both words but does not bind them, 1 when it binds them. Of the `videos`
+    where both objects are read, `one_for_both` show one prompted value on both objects: the
+    scene's shape or motion, not each object's."""
     counts = {"own": 0, "other": 0, "neither": 0}
+    videos = one_for_both = 0
     for sample in samples:
         if len(sample.verdict.objects) != 2:
             continue
         first, second = sample.verdict.objects
+        if getattr(first, attribute) == getattr(second, attribute):
+            continue
+        shown = []
         for obj, other in ((first, second), (second, first)):
-            wanted, theirs = getattr(obj, attribute), getattr(other, attribute)
-            shown = getattr(obj, f"detected_{attribute}")
-            if wanted == theirs or not obj.found or shown is None:
+            value = getattr(obj, f"detected_{attribute}") if obj.found else None
+            if value is None:
                 continue
-            counts["own" if shown == wanted else "other" if shown == theirs else "neither"] += 1
+            wanted, theirs = getattr(obj, attribute), getattr(other, attribute)
+            counts["own" if value == wanted else "other" if value == theirs else "neither"] += 1
+            shown.append(value)
+        if len(shown) == 2:
+            videos += 1
+            prompted = {getattr(first, attribute), getattr(second, attribute)}
+            one_for_both += shown[0] == shown[1] and shown[0] in prompted
     told = counts["own"] + counts["other"]
-    return {**counts, "own_share": counts["own"] / told if told else None}
+    return {
+        **counts,
+        "own_share": counts["own"] / told if told else None,
+        "videos": videos,
+        "one_for_both": one_for_both,
+    }
 
 
 def split_metrics(samples: Sequence[Sample]) -> dict[str, Any]:
