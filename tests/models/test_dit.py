@@ -88,6 +88,21 @@ def test_output_depends_on_text_time_and_conditioning_mask(dit: DiT) -> None:
         assert not torch.allclose(base, dit(x, t, text, mask, cond))
 
 
+def test_the_prompt_mean_can_be_left_out_per_sample_or_always(dit: DiT) -> None:
+    # Training with mean_dropout leaves it out of some samples; prompt_mean=False, of all.
+    without = DiT(replace(dit.cfg, prompt_mean=False))
+    without.load_state_dict(dit.state_dict())
+    x, t, text, mask = _inputs(2, 3, 8, 8)
+    keep = torch.tensor([True, False])
+    with torch.no_grad():
+        mixed = dit(x, t, text, mask, keep_mean=keep)
+        torch.testing.assert_close(mixed[0], dit(x, t, text, mask)[0])
+        torch.testing.assert_close(mixed[1], without(x, t, text, mask)[1])
+        assert not torch.allclose(mixed[1], dit(x, t, text, mask)[1])
+        # Without the mean the words still reach it, through cross-attention.
+        assert not torch.allclose(without(x, t, text, mask), without(x, t, text.flip(1), mask))
+
+
 def test_patchify_round_trip(dit: DiT) -> None:
     x = torch.randn(2, 5, 9, 8, 12)
     grid = (9, 4, 6)

@@ -73,6 +73,32 @@ def test_foreground_weight_raises_the_share_of_object_errors() -> None:
     assert abs(loss(3.0) - 4 * share / (1 + 3 * share)) < 1e-5
 
 
+class _KeptMeans(torch.nn.Module):
+    """Records which clips' condition keeps the prompt's mean; predicts zero velocity."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.kept: list[torch.Tensor | None] = []
+
+    def forward(self, x, t, text, text_mask, cond, keep_mean=None):
+        self.kept.append(keep_mean)
+        return torch.zeros_like(x)
+
+
+def test_mean_dropout_leaves_the_prompt_mean_out_of_its_share_of_clips() -> None:
+    latents = torch.zeros(4000, 2, 1, 2, 2)
+    text, text_mask = torch.zeros(4000, 3, 8), torch.ones(4000, 3, dtype=torch.bool)
+    model = _KeptMeans()
+    generator = torch.Generator().manual_seed(0)
+    dit_loss(model, latents, text, text_mask, DiTTrainConfig(), generator)
+    assert model.kept == [None]  # off by default: the DiT keeps every mean
+    dit_loss(model, latents, text, text_mask, DiTTrainConfig(mean_dropout=0.3), generator)
+    kept = model.kept[-1]
+    assert kept.shape == (4000,) and kept.dtype == torch.bool
+    assert abs((~kept).float().mean().item() - 0.3) < 0.03
+
+
 def test_shape_weight_weighs_errors_by_their_cells_shape_distance() -> None:
     latents = _canvas_with_object()
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))

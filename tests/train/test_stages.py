@@ -210,6 +210,18 @@ def test_a_grounding_run_logs_its_loss_and_releases_a_pipeline(tmp_path: Path) -
     assert video.shape == (32, 64, 64, 3)
 
 
+def test_a_run_without_the_prompt_mean_half_the_time_releases_a_pipeline(tmp_path: Path) -> None:
+    pipe = TextToVideoPipeline.tiny_random()
+    cfg = _from_release(tmp_path, pipe, "mean_dropout=0.5", "log_every=1")
+    release = dit_stage.main(cfg)
+    trained = TextToVideoPipeline.from_pretrained(release)
+    assert trained.dit.cfg.prompt_mean  # sampled with the mean unless its config says not
+    records = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [np.isfinite(r["loss"]) for r in records if "loss" in r] == [True, True]
+    video = trained("a red circle moving left on a black background", size="64x64").videos[0]
+    assert video.shape == (32, 64, 64, 3)
+
+
 def test_config_overrides_and_errors(tmp_path: Path) -> None:
     cfg = load_config(DiTTrainConfig, None, ["steps=7", "data.sizes=[64x64]"])
     assert cfg.steps == 7 and cfg.data.sizes == ("64x64",)
@@ -243,6 +255,8 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
             "grounding_weight and attribute_weight",
         ),
         (["dit", "continuation_share=1.5"], "continuation_share is a share, 0 to 1"),
+        (["dit", "mean_dropout=1"], "mean_dropout is a share of clips"),
+        (["dit", "mean_dropout=0.5", "shape_contrast=1"], "mean_dropout and shape_contrast"),
         (["dit", "shape_weight=3", "shape_contrast=1"], "shape_weight needs Shapes World"),
     ],
 )

@@ -49,6 +49,10 @@ class DiTConfig:
     (`AttributeHead`; Shapes World: colour, shape, motion, size); (): no head."""
     attribute_block: int = 2
     """Blocks the tokens pass through before the attribute head reads them."""
+    prompt_mean: bool = True
+    """Whether the condition the blocks are modulated by reads the mean of the prompt's token
+    states; False: the words reach the DiT through cross-attention alone (a DiT trained with
+    `mean_dropout` can be sampled so)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -252,6 +256,7 @@ class DiT(nn.Module):
         cond_mask: torch.Tensor | None = None,
         attributes: bool = False,
         cross_maps: bool = False,
+        keep_mean: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """
         x: (B, z, F, h, w) noisy latents, with clean latents in the given frames.
@@ -262,6 +267,8 @@ class DiT(nn.Module):
         `AttributeHead`), also the head's logits (B, N, sum of attribute_classes), tokens in
         `patchify`'s order; with `cross_maps` (training, not with `attributes`), also every
         block's cross-attention weights averaged over heads, (depth, B, N, L) float32.
+        keep_mean: (B,) bool, False where the condition leaves out the prompt's mean (training
+        with `mean_dropout`); None: every sample's kept, unless `cfg.prompt_mean` is False.
         """
         if attributes and cross_maps:
             raise ValueError("ask for the attribute logits or the cross-attention maps, not both")
@@ -282,6 +289,10 @@ class DiT(nn.Module):
         pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp(
             min=1
         )  # (B, text_dim)
+        if not self.cfg.prompt_mean:
+            pooled = torch.zeros_like(pooled)
+        elif keep_mean is not None:
+            pooled = pooled * keep_mean.to(pooled.dtype)[:, None]  # (B, text_dim)
         c = self.time_embed(timestep_embedding(t, 256)) + self.text_pool(pooled)  # (B, D)
         if self.pool is not None:
             c = c + self.pool(text, text_mask)  # (B, D)

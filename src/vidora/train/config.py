@@ -191,6 +191,11 @@ class DiTTrainConfig:
     moving right") gets from tokens outside that object (`vidora.train.grounding`). Two-object
     prompts need each object to read its own words; v16 reads them as often for the other
     object (MODEL.md, "Two objects: which is which"). Not with `attribute_weight`. 0: off."""
+    mean_dropout: float = 0.0
+    """Share of training clips whose condition leaves out the mean of the prompt's token states
+    (`DiT.forward`'s `keep_mean`), so that the words must reach the DiT through cross-attention,
+    token by token. One mean cannot say which object a word is for: v16 draws a two-object scene
+    with one motion (MODEL.md, "One motion for the scene"). 0: off."""
     shape_contrast: float = 0.0
     """Weight of a contrastive term (Shapes World runs only): each clip's flow loss is taken
     again with its caption naming one object's shape wrongly, every other word the same, and

@@ -14,6 +14,7 @@ a prompt. Resumes from `run_dir/last.safetensors`.
 from __future__ import annotations
 
 import copy
+import functools
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -571,24 +572,28 @@ def dit_loss(
         cond = torch.where(extends.to(device)[:, None], extension, cond)
     given = cond[:, None, :, None, None]  # (B, 1, F, 1, 1)
     x_t = torch.where(given, latents, interpolate(latents, noise, t))  # clean where given
+    forward = model
+    if cfg.mean_dropout:  # the prompt's mean left out of these clips' condition
+        keep = torch.rand(b, generator=generator) >= cfg.mean_dropout  # (B,)
+        forward = functools.partial(model, keep_mean=keep.to(device))
     logits = maps = None
     if wrong is None and labels is not None and cfg.attribute_weight:
-        velocity, logits = model(x_t, t, text, text_mask, cond, attributes=True)
+        velocity, logits = forward(x_t, t, text, text_mask, cond, attributes=True)
     elif wrong is None and labels is not None and grounding is not None and cfg.grounding_weight:
-        velocity, maps = model(x_t, t, text, text_mask, cond, cross_maps=True)
+        velocity, maps = forward(x_t, t, text, text_mask, cond, cross_maps=True)
     elif wrong is None:
-        velocity = model(x_t, t, text, text_mask, cond)
+        velocity = forward(x_t, t, text, text_mask, cond)
     elif cfg.shape_contrast_wrong_grad:  # both captions in one pass of 2B clips (one forward
         # with gradient before each backward, as DDP asks)
         texts, masks = _pad_tokens(
             [text, wrong.text.to(device)], [text_mask, wrong.mask.to(device)]
         )
-        both = model(x_t.repeat(2, 1, 1, 1, 1), t.repeat(2), texts, masks, cond.repeat(2, 1))
+        both = forward(x_t.repeat(2, 1, 1, 1, 1), t.repeat(2), texts, masks, cond.repeat(2, 1))
         velocity, wrong_velocity = both.chunk(2)  # (B, z, F, h, w) each
     else:  # the wrong caption only measured: no graph, no backward through it
-        velocity = model(x_t, t, text, text_mask, cond)
+        velocity = forward(x_t, t, text, text_mask, cond)
         with torch.no_grad():
-            wrong_velocity = model(x_t, t, wrong.text.to(device), wrong.mask.to(device), cond)
+            wrong_velocity = forward(x_t, t, wrong.text.to(device), wrong.mask.to(device), cond)
     weight = (~given).float()  # (B, 1, F, 1, 1)
     if cfg.foreground_weight:
         weight = weight * (1.0 + cfg.foreground_weight * latent_foreground(latents).float())
@@ -732,6 +737,13 @@ def check_config(cfg: DiTTrainConfig) -> None:
             "grounding_weight needs Shapes World (data.source=shapes), whose captions say "
             "which words name which object; and not together with shape_contrast"
         )
+    if not 0.0 <= cfg.mean_dropout < 1.0:
+        raise ValueError(
+            f"mean_dropout is a share of clips, at least 0 and under 1, not {cfg.mean_dropout}; "
+            "to leave the mean out always, train a DiT with prompt_mean false"
+        )
+    if cfg.mean_dropout and cfg.shape_contrast:
+        raise ValueError("mean_dropout and shape_contrast: train with one at a time")
     if cfg.grounding_weight and cfg.attribute_weight:
         raise ValueError("grounding_weight and attribute_weight: train with one at a time")
     if cfg.shape_weight and (cfg.data.source != "shapes" or cfg.shape_contrast):
