@@ -739,8 +739,7 @@ def check_config(cfg: DiTTrainConfig) -> None:
         )
     if not 0.0 <= cfg.mean_dropout < 1.0:
         raise ValueError(
-            f"mean_dropout is a share of clips, at least 0 and under 1, not {cfg.mean_dropout}; "
-            "to leave the mean out always, train a DiT with prompt_mean false"
+            f"mean_dropout is a share of clips, at least 0 and under 1, not {cfg.mean_dropout}"
         )
     if cfg.mean_dropout and cfg.shape_contrast:
         raise ValueError("mean_dropout and shape_contrast: train with one at a time")
