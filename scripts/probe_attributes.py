@@ -11,31 +11,23 @@ per flow-time bucket (0 is noise). The clips come from a run's latent cache (Sha
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
+from probe_common import BUCKETS, labelled_cache, probe_parser
 
 from vidora.flow import interpolate, sample_timesteps
 from vidora.models.dit import DiT
 from vidora.pipelines.text_to_video import TextToVideoPipeline
 from vidora.train.attributes import ATTRIBUTES
-from vidora.train.config import DataConfig
-from vidora.train.dit import CaptionedLatents, LatentCache, add_object_labels, attribute_loss
-
-BUCKETS = ((0.0, 0.3), (0.3, 0.6), (0.6, 1.01))
+from vidora.train.dit import CaptionedLatents, attribute_loss
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("release")
-    parser.add_argument("cache", help="a DiT run's latents.safetensors (Shapes World)")
-    parser.add_argument("--data-seed", type=int, required=True, help="the run's data.seed")
+    parser = probe_parser(__doc__, batches=25)
     parser.add_argument("--block", type=int, default=2)
     parser.add_argument("--steps", type=int, default=400, help="0: the release's own head")
-    parser.add_argument("--batches", type=int, default=25, help="held-out batches of 16")
     args = parser.parse_args()
 
     pipe = TextToVideoPipeline.from_pretrained(args.release)
@@ -50,9 +42,7 @@ def main() -> None:
     dit.eval()
     encoder = pipe.text_encoder
 
-    data = DataConfig(source="shapes", seed=args.data_seed)
-    cache = LatentCache.load(Path(args.cache), data)
-    add_object_labels(cache, cfg.patch_size[1:], continuation=False)
+    cache = labelled_cache(args.cache, args.data_seed, cfg.patch_size[1:])
     generator = torch.Generator().manual_seed(0)
 
     def logits_of(batch, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,34 +12,23 @@ share of the tokens). A release trained with `grounding_weight` should sit below
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
+from probe_common import BUCKETS, labelled_cache, probe_parser
 
 from vidora.flow import interpolate, sample_timesteps
 from vidora.pipelines.text_to_video import TextToVideoPipeline
-from vidora.train.config import DataConfig
-from vidora.train.dit import CaptionedLatents, LatentCache, add_object_labels
+from vidora.train.dit import CaptionedLatents
 from vidora.train.grounding import Grounding, ground_phrases, grounding_loss
-
-BUCKETS = ((0.0, 0.3), (0.3, 0.6), (0.6, 1.01))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("release")
-    parser.add_argument("cache", help="a DiT run's latents.safetensors (Shapes World)")
-    parser.add_argument("--data-seed", type=int, required=True, help="the run's data.seed")
-    parser.add_argument("--batches", type=int, default=20, help="held-out batches of 16")
+    parser = probe_parser(__doc__, batches=20)
     args = parser.parse_args()
 
     pipe = TextToVideoPipeline.from_pretrained(args.release)
     dit, encoder = pipe.dit.eval(), pipe.text_encoder
-    data = DataConfig(source="shapes", seed=args.data_seed)
-    cache = LatentCache.load(Path(args.cache), data)
-    add_object_labels(cache, dit.cfg.patch_size[1:], continuation=False)
+    cache = labelled_cache(args.cache, args.data_seed, dit.cfg.patch_size[1:])
     generator = torch.Generator().manual_seed(0)
     draws = CaptionedLatents(cache, seed=99)  # not a training run's draws (seed 0 and up)
 
