@@ -161,6 +161,11 @@ ETA_HELP = (
 
 SAMPLER_HELP = "euler, heun or renoise (default: the model's)."
 
+COMPOSE_HELP = (
+    "Draw a prompt that names several objects one object at a time and join them where each "
+    "is drawn (default: the model's)."
+)
+
 
 @app.command("generate")
 def generate(
@@ -184,6 +189,7 @@ def generate(
     ),
     sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     eta: float | None = typer.Option(None, "--eta", min=0.0, max=1.0, help=ETA_HELP),
+    compose: bool | None = typer.Option(None, "--compose/--no-compose", help=COMPOSE_HELP),
     negative_prompt: str | None = typer.Option(
         None, "--negative-prompt", help="What the video should not show."
     ),
@@ -233,7 +239,7 @@ def generate(
 
     console = Console(stderr=True)
     with console.status("loading the model"):
-        pipeline = _load_pipeline(checkpoint, interval, sampler, eta)
+        pipeline = _load_pipeline(checkpoint, interval, sampler, eta, compose)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -285,8 +291,10 @@ def _load_pipeline(
     guidance_interval: tuple[float, float] | None = None,
     sampler: str | None = None,
     eta: float | None = None,
+    compose: bool | None = None,
 ):  # -> TextToVideoPipeline
-    """The release, with its default guidance interval, sampler and eta replaced where given."""
+    """The release, with its default guidance interval, sampler, eta and object-by-object
+    composition replaced where given."""
     from dataclasses import replace
 
     from vidora.pipelines import TextToVideoPipeline
@@ -297,6 +305,8 @@ def _load_pipeline(
         raise typer.BadParameter(str(error), param_hint="--checkpoint") from None
     if guidance_interval is not None:
         pipeline.defaults = replace(pipeline.defaults, guidance_interval=guidance_interval)
+    if compose is not None:
+        pipeline.defaults = replace(pipeline.defaults, compose_objects=compose)
     chosen = {"sampler": sampler, "eta": eta}
     chosen = {name: value for name, value in chosen.items() if value is not None}
     if chosen:
@@ -339,6 +349,7 @@ def eval_model(
     ),
     sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     eta: float | None = typer.Option(None, "--eta", min=0.0, max=1.0, help=ETA_HELP),
+    compose: bool | None = typer.Option(None, "--compose/--no-compose", help=COMPOSE_HELP),
     conditioning: int = typer.Option(
         0,
         "--conditioning",
@@ -371,7 +382,7 @@ def eval_model(
             f"--seeds must be integers separated by commas, not {seeds!r}"
         ) from None
     interval = _parse_guidance_interval(guidance_interval)
-    pipeline = _load_pipeline(checkpoint, interval, sampler, eta)
+    pipeline = _load_pipeline(checkpoint, interval, sampler, eta, compose)
     generator = PipelineGenerator(
         pipeline, steps=steps, guidance=guidance, name=checkpoint or "built-in"
     )

@@ -106,3 +106,17 @@ def test_bad_input_is_a_usage_error(
     result = _run(PROMPT, *[item for pair in options.items() for item in pair])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_compose_draws_each_object_alone(release: str, tmp_path: Path) -> None:
+    two = "a red circle moving right and a blue square rising on a black background"
+
+    def frames(name: str, *extra: str) -> np.ndarray:
+        out = tmp_path / name
+        result = _run(two, "-o", str(out), "--checkpoint", release, *extra)
+        assert result.exit_code == 0, result.output
+        return read_mp4(out)[0].astype(int)
+
+    composed = frames("composed.mp4", "--compose")
+    assert np.abs(composed - frames("again.mp4", "--compose")).mean() < 1
+    assert np.abs(composed - frames("plain.mp4", "--no-compose")).mean() > 5

@@ -17,6 +17,7 @@ from vidora.world.captions import (
     TEMPLATES,
     ParsedPrompt,
     PromptObject,
+    object_prompts,
     parse_prompt,
     stand_in_words,
     write_caption,
@@ -240,3 +241,53 @@ def test_same_generator_gives_same_caption_and_bad_wording_is_refused() -> None:
     assert len(others) > 5
     with pytest.raises(ValueError, match="wording"):
         write_caption(scene, np.random.default_rng(0), "fancy")  # type: ignore[arg-type]
+
+
+def test_object_prompts_cut_each_object_out_in_the_prompts_own_words(
+    scenes: list[Scene], captions: dict[str, list[str]]
+) -> None:
+    """Every two-object caption of both wordings: one prompt per object, naming that object
+    alone (its colour, shape, motion and size word) and the background, in the caption's
+    words."""
+    two = 0
+    for wording in ("train", "heldout"):
+        for scene, caption in zip(scenes, captions[wording], strict=True):
+            parts = object_prompts(caption)
+            if len(scene.objects) == 1:
+                assert parts == (caption,)
+                continue
+            two += 1
+            whole = parse_prompt(caption)
+            assert len(parts) == 2, caption
+            for part, obj in zip(parts, whole.objects, strict=True):
+                assert parse_prompt(part) == ParsedPrompt(whole.background, (obj,)), (caption, part)
+                assert _words(part) <= _words(caption), (caption, part)
+                assert "  " not in part and not part.startswith((",", ";", ":")), part
+    assert two > 500
+
+
+@pytest.mark.parametrize(
+    ("prompt", "parts"),
+    [
+        (
+            "A yellow square falling down and a purple circle going up, navy backdrop",
+            (
+                "A yellow square falling down, navy backdrop",
+                "A purple circle going up, navy backdrop",
+            ),
+        ),
+        (
+            "a red circle moving right, a small blue square moving up and a green triangle "
+            "bouncing on the floor on a gray background",
+            (
+                "a red circle moving right on a gray background",
+                "a small blue square moving up on a gray background",
+                "a green triangle bouncing on the floor on a gray background",
+            ),
+        ),
+        ("a red circle moving right on a black background", None),
+        ("a circle and a square", None),  # nothing the parser reads: the prompt as it is
+    ],
+)
+def test_object_prompts_of_user_prompts(prompt: str, parts: tuple[str, ...] | None) -> None:
+    assert object_prompts(prompt) == (parts or (prompt,))

@@ -23,7 +23,16 @@ from vidora.flow import SAMPLERS, EulerSampler, Sampler, classifier_free_guidanc
 from vidora.models.dit import DiT, DiTConfig
 from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
 from vidora.models.vae import VAEConfig, VideoVAE, latent_frames, to_unit_range
+from vidora.pipelines.composition import (
+    ALONE_ENOUGH,
+    TRIES,
+    foreground,
+    join,
+    overlap,
+    part_seed,
+)
 from vidora.weights import BUILTIN_WEIGHTS
+from vidora.world.captions import object_prompts
 from vidora.world.spec import FPS, NUM_FRAMES, parse_size
 
 CLIP_FRAMES = NUM_FRAMES + 1
@@ -53,6 +62,10 @@ class GenerationDefaults:
     eta: float = 0.0
     """Share of fresh noise each step takes in: DDIM's eta for "euler" (`EulerSampler`), a fixed
     share of the predicted noise for "renoise" (`RenoiseSampler`); 0 is the plain ODE."""
+    compose_objects: bool = False
+    """Draw a prompt that names several objects one object at a time and join them where each
+    is drawn (`vidora.pipelines.composition`); text-to-video's first 4 s only: a given image or
+    video already places the objects, and extension continues from the joined frames."""
 
     def __post_init__(self) -> None:
         self.make_sampler()  # checks the sampler's name and eta
@@ -275,9 +288,31 @@ class TextToVideoPipeline:
                 if progress:
                     progress((chunk + share) / chunks)
 
-            frames = self._generate_chunk(
-                text, text_mask, generators, width, height, steps, guidance, first, chunk_progress
-            )[:, :NUM_FRAMES]  # (n, 32, H, W, 3)
+            if first is None and self.defaults.compose_objects:
+                frames = self._compose_chunk(
+                    prompts,
+                    negatives,
+                    seeds,
+                    generators,
+                    width,
+                    height,
+                    steps,
+                    guidance,
+                    chunk_progress,
+                )
+            else:
+                frames = self._generate_chunk(
+                    text,
+                    text_mask,
+                    generators,
+                    width,
+                    height,
+                    steps,
+                    guidance,
+                    first,
+                    chunk_progress,
+                )
+            frames = frames[:, :NUM_FRAMES]  # (n, 32, H, W, 3)
             # An extension's context frames are already in the video; a first image is frame 0.
             new = frames[:, context:] if history is not None else frames
             out = [np.concatenate([o, f]) for o, f in zip(out, new, strict=True)]
@@ -297,6 +332,7 @@ class TextToVideoPipeline:
                 "shift": self.defaults.shift,
                 "guidance_interval": list(self.defaults.guidance_interval),
                 "eta": self.defaults.eta,
+                "compose_objects": self.defaults.compose_objects,
                 "image": images is not None,
                 "extends": videos is not None,
             }
@@ -317,6 +353,80 @@ class TextToVideoPipeline:
         progress: Progress,
     ) -> np.ndarray:
         """One 33-frame chunk per prompt, its first frames given when `first` (n, k, H, W, 3) is."""
+        latents = self._sample(
+            text, text_mask, generators, width, height, steps, guidance, first, progress
+        )
+        return self._decode(latents)
+
+    def _compose_chunk(
+        self,
+        prompts: list[str],
+        negatives: list[str],
+        seeds: list[int],
+        generators: list[torch.Generator],
+        width: int,
+        height: int,
+        steps: int,
+        guidance: float,
+        progress: Progress,
+    ) -> np.ndarray:
+        """Text-to-video's first chunk with each prompt's objects drawn one at a time and
+        joined (`vidora.pipelines.composition`). A one-object prompt is drawn as
+        `_generate_chunk` draws it, from its own generator."""
+        parts = [object_prompts(p) for p in prompts]
+        most = sum(1 + TRIES * (len(ps) - 1) for ps in parts)  # samplings at the most
+        done = 0
+
+        def sample(prompt: str, negative: str, generator: torch.Generator) -> torch.Tensor:
+            nonlocal done
+            text, text_mask = self._encode_text([prompt, negative])  # (2, L, D), (2, L)
+            start = done
+            x = self._sample(
+                text,
+                text_mask,
+                [generator],
+                width,
+                height,
+                steps,
+                guidance,
+                None,
+                lambda share: progress((start + share) / most),
+            )[0]  # (z, F, h, w)
+            done += 1
+            return x
+
+        latents = []
+        for prompt_parts, negative, seed, generator in zip(
+            parts, negatives, seeds, generators, strict=True
+        ):
+            x = sample(prompt_parts[0], negative, generator)
+            for k, part in enumerate(prompt_parts[1:], start=1):
+                drawn = foreground(x)[1]
+                tried = []  # (overlap, latents)
+                for attempt in range(TRIES):
+                    g = torch.Generator().manual_seed(part_seed(int(seed), k, attempt))
+                    candidate = sample(part, negative, g)
+                    tried.append((overlap(foreground(candidate)[1], drawn), candidate))
+                    if tried[-1][0] < ALONE_ENOUGH:
+                        break
+                x = join(x, min(tried, key=lambda pair: pair[0])[1])
+            latents.append(x)
+        return self._decode(torch.stack(latents))
+
+    def _sample(
+        self,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        generators: list[torch.Generator],
+        width: int,
+        height: int,
+        steps: int,
+        guidance: float,
+        first: np.ndarray | None,
+        progress: Progress,
+    ) -> torch.Tensor:
+        """The denoised latents (n, z, F, h, w) of one chunk per prompt; `text` holds the n
+        prompts' states, then their negatives'."""
         n = len(generators)
         f = latent_frames(CLIP_FRAMES)
         down = self.vae.spatial_factor
@@ -364,8 +474,11 @@ class TextToVideoPipeline:
             x = torch.where(keep, clean, x)
             progress((i + 1) / len(sampler.timesteps))
 
-        # d. Decode.
-        video = self.vae.decode(self.vae.denormalize(x))  # (n, 3, 33, H, W)
+        return x
+
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        """(n, z, F, h, w) latents -> (n, 33, H, W, 3) uint8 frames."""
+        video = self.vae.decode(self.vae.denormalize(latents))  # (n, 3, 33, H, W)
         return np.stack([tensor_to_frames(v) for v in video])
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

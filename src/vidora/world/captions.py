@@ -383,6 +383,12 @@ class _Hit:
     position: int
     kind: str
     concept: str
+    length: int = 1
+    """Words the keyword spans ("at rest": 2)."""
+
+    @property
+    def end(self) -> int:
+        return self.position + self.length
 
 
 def _tokens(text: str) -> list[str]:
@@ -399,7 +405,7 @@ def _scan(tokens: list[str]) -> list[_Hit]:
         for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
             found = _LOOKUP.get(tuple(tokens[i : i + n]))
             if found:
-                hits.append(_Hit(i, *found))
+                hits.append(_Hit(i, *found, n))
                 i += n
                 break
         else:
@@ -467,3 +473,99 @@ def _size(hits: list[_Hit], start: int, colour_hit: _Hit) -> str | None:
         if near and hits[k].kind == "size":
             return hits[k].concept
     return None
+
+
+# --- one prompt per object ------------------------------------------------------------------
+
+_MOTION_KINDS = ("bouncing", "still", "direction")
+
+
+def _motion_tails() -> tuple[tuple[str, ...], ...]:
+    """The words some motion phrases carry after their last keyword ("bouncing" + "on the
+    floor", "heading to the left" + "side"), longest first: an object's phrase runs past them."""
+    tails = set()
+    for wording in WORDINGS:
+        for forms in MOTION_PHRASES[wording].values():
+            for phrase in (p for form in forms for p in form):
+                tokens = _tokens(phrase)
+                end = max(h.end for h in _scan(tokens) if h.kind in _MOTION_KINDS)
+                if end < len(tokens):
+                    tails.add(tuple(tokens[end:]))
+    return tuple(sorted(tails, key=len, reverse=True))
+
+
+_MOTION_TAILS = _motion_tails()
+_ARTICLES = frozenset({"a", "an", "the", "one"})
+
+
+def _token_spans(text: str) -> list[tuple[int, int]]:
+    """Where each of `_tokens(text)`'s words lies in `text`, [start, end)."""
+    return [
+        m.span()
+        for m in re.finditer(r"[a-z0-9'\u2019]+", text.lower())
+        if re.search(r"[a-z0-9]", m.group())
+    ]
+
+
+def object_prompts(text: str) -> tuple[str, ...]:
+    """One prompt per object a prompt names, each in the prompt's own words with the other
+    objects' phrases cut out ("a red circle moving right and a blue square rising on a black
+    background" -> "a red circle moving right on a black background", "a blue square rising on
+    a black background"). A prompt naming one object, or one `parse_prompt` cannot read, comes
+    back alone. The pipeline's object-by-object composition (`vidora.pipelines.composition`)
+    draws each object from its own prompt, so that no object takes another's shape or motion.
+    """
+    try:
+        parsed = parse_prompt(text)
+    except ValueError:
+        return (text,)
+    if len(parsed.objects) < 2:
+        return (text,)
+    tokens = _tokens(text)
+    spans = _token_spans(text)
+    hits = _scan(tokens)
+    starts = [k for k, h in enumerate(hits) if h.kind == "colour"]
+    # Each object's phrase in words: [article] [size] colour ... its last shape or motion word
+    # before the next object (and the motion phrase's tail).
+    phrases = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(hits)
+        first = hits[start].position
+        if start > 0 and hits[start - 1].kind == "size" and hits[start - 1].end == first:
+            first = hits[start - 1].position
+        if first > 0 and tokens[first - 1] in _ARTICLES:
+            first -= 1
+        own = [h for h in hits[start:end] if h.kind in ("colour", "shape", *_MOTION_KINDS)]
+        last = max(h.end for h in own)
+        for tail in _MOTION_TAILS:
+            if tuple(tokens[last : last + len(tail)]) == tail:
+                last += len(tail)
+                break
+        phrases.append((spans[first][0], spans[last - 1][1]))
+    prompts = []
+    for n in range(len(phrases)):
+        # Each other object is cut up to the next object's phrase ("a red circle moving right
+        # and "); the last from where the kept one ends (" and a blue square rising").
+        cuts = sorted(
+            (phrases[m][0], phrases[m + 1][0])
+            if m + 1 < len(phrases)
+            else (phrases[n][1], phrases[m][1])
+            for m in range(len(phrases))
+            if m != n
+        )
+        kept, done = "", 0
+        for start, end in cuts:
+            kept += text[done:start] if start > done else ""
+            done = max(done, end)
+        prompts.append(_tidy(kept + text[done:], capital=text[:1].isupper()))
+    return tuple(prompts)
+
+
+def _tidy(text: str, capital: bool) -> str:
+    """Spaces and punctuation left over from a cut: no doubled spaces, no space before a
+    mark, no mark opening the text."""
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+([,;:.!?])", r"\1", text)
+    text = re.sub(r"([,;:])(?=[,;:.!?])", "", text)
+    text = re.sub(r"^[,;:.!?\s]+", "", text)
+    return text[:1].upper() + text[1:] if capital else text

@@ -1,0 +1,122 @@
+"""Object-by-object composition: where a sampling drew its object, how two samplings join,
+and the pipeline drawing each object of a prompt from its own prompt."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from vidora.pipelines import TextToVideoPipeline
+from vidora.pipelines.composition import TRIES, foreground, join, overlap, part_seed
+from vidora.world.captions import object_prompts
+
+ONE = "a red circle moving right on a black background"
+TWO = "a red circle moving right and a blue square rising on a black background"
+
+
+def _scene(objects: list[tuple[int, int, float]], frames: int = 3) -> torch.Tensor:
+    """(4, F, 8, 8) latents: a background of small steps in random directions (each token 0.1
+    from zero), and a 2x2 block of `value` at (row, col) for each object."""
+    x = torch.randn(4, frames, 8, 8, generator=torch.Generator().manual_seed(0))
+    x = 0.1 * x / x.norm(dim=0, keepdim=True)
+    for row, col, value in objects:
+        x[:, :, row : row + 2, col : col + 2] += value
+    return x
+
+
+def test_foreground_marks_the_object_and_a_token_around_it() -> None:
+    distance, mask = foreground(_scene([(3, 3, 2.0)]))
+    assert mask.shape == (3, 8, 8) and distance.shape == (3, 8, 8)
+    assert mask[:, 3:5, 3:5].all()  # the object
+    assert mask[:, 2:6, 2:6].all()  # and the ring of tokens round it
+    assert mask.sum() == 3 * 16  # nothing else
+    assert distance[:, 3:5, 3:5].min() > 10 * distance[:, 0, 0].max()
+
+
+def test_join_takes_the_part_where_it_shows_an_object_more_strongly() -> None:
+    base = _scene([(0, 0, 2.0), (5, 5, 1.0)])
+    part = _scene([(0, 5, 2.0), (5, 5, 3.0)])
+    joined = join(base, part)
+    assert torch.equal(joined[:, :, 0:2, 0:2], base[:, :, 0:2, 0:2])  # base's own object
+    assert torch.equal(joined[:, :, 0:2, 5:7], part[:, :, 0:2, 5:7])  # part's, on background
+    assert torch.equal(joined[:, :, 5:7, 5:7], part[:, :, 5:7, 5:7])  # both: the stronger
+    assert torch.equal(joined[:, :, 7, 0], base[:, :, 7, 0])  # background stays base's
+
+
+def test_overlap_is_the_share_of_the_mask_already_drawn() -> None:
+    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    mask[:, :2, :2] = True
+    drawn = torch.zeros_like(mask)
+    drawn[:, 0, :] = True
+    assert overlap(mask, drawn) == 0.5
+    assert overlap(torch.zeros_like(mask), drawn) == 0.0
+
+
+def test_part_seeds_are_fixed_and_distinct() -> None:
+    seeds = {part_seed(s, k, a) for s in range(3) for k in (1, 2) for a in range(TRIES)}
+    assert len(seeds) == 3 * 2 * TRIES
+    assert part_seed(5, 1, 0) == part_seed(5, 1, 0)
+
+
+@pytest.fixture(scope="module")
+def pipes() -> tuple[TextToVideoPipeline, TextToVideoPipeline]:
+    plain = TextToVideoPipeline.tiny_random(seed=0)
+    composed = TextToVideoPipeline.tiny_random(seed=0)
+    composed.defaults = replace(composed.defaults, compose_objects=True)
+    return plain, composed
+
+
+def test_each_object_is_drawn_from_its_own_prompt_and_joined(
+    pipes: tuple[TextToVideoPipeline, TextToVideoPipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, composed = pipes
+    encoded: list[list[str]] = []
+    sampled: list[torch.Tensor] = []
+    decoded: list[torch.Tensor] = []
+    encode, sample, decode = composed._encode_text, composed._sample, composed._decode
+    monkeypatch.setattr(composed, "_encode_text", lambda p: encoded.append(p) or encode(p))
+    monkeypatch.setattr(composed, "_sample", lambda *a: sampled.append(sample(*a)) or sampled[-1])
+    monkeypatch.setattr(composed, "_decode", lambda x: decoded.append(x) or decode(x))
+    seen: list[float] = []
+    out = composed([ONE, TWO], seed=[3, 4], progress=seen.append)
+
+    # The whole batch's prompts once (extension would read them), then one sampling per
+    # object: the second object's tried until one lands apart from the first (at most TRIES).
+    first, second = object_prompts(TWO)
+    assert encoded[0] == [ONE, TWO, "", ""]
+    assert encoded[1:3] == [[ONE, ""], [first, ""]]
+    tries = encoded[3:]
+    assert 1 <= len(tries) <= TRIES and all(e == [second, ""] for e in tries)
+    # What is decoded: the one-object prompt's sampling, and the two objects' joined, the
+    # second taken from its least overlapping try.
+    alone, base, *candidates = (x[0] for x in sampled)
+    drawn = foreground(base)[1]
+    best = min(candidates, key=lambda c: overlap(foreground(c)[1], drawn))
+    (latents,) = decoded
+    assert torch.equal(latents[0], alone)
+    assert torch.equal(latents[1], join(base, best))
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert out.settings[1]["compose_objects"] is True
+    # A one-object prompt is drawn as without composition; the same seed makes the same video
+    # (batched or not: different matmul shapes round differently, by at most one level).
+    single = plain([ONE, TWO], seed=[3, 4]).videos[0]
+    assert np.abs(out.videos[0].astype(int) - single.astype(int)).max() <= 1
+    monkeypatch.undo()
+    again = composed(TWO, seed=4).videos[0]
+    assert np.array_equal(again, composed(TWO, seed=4).videos[0])
+    assert np.abs(again.astype(int) - out.videos[1].astype(int)).max() <= 1
+
+
+def test_composition_leaves_given_frames_and_extension_to_the_whole_prompt(
+    pipes: tuple[TextToVideoPipeline, TextToVideoPipeline],
+) -> None:
+    plain, composed = pipes
+    image = plain(TWO, seed=1).videos[0][0]
+    a = composed(TWO, seed=2, image=image).videos[0]
+    assert np.array_equal(a, plain(TWO, seed=2, image=image).videos[0])
+    eight = composed(TWO, seed=4, seconds=8).videos[0]
+    assert eight.shape == (64, 64, 64, 3)
+    assert np.array_equal(eight[:32], composed(TWO, seed=4).videos[0])
