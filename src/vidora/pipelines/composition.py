@@ -20,16 +20,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FOREGROUND_SPREAD = 2.5
+FOREGROUND_SPREAD = 4.0
 """A token shows an object where its distance from the frame's median latent passes this many
-times the frame's median distance."""
-
-ALONE_ENOUGH = 0.1
-"""An object's sampling is kept once less than this share of its tokens fall on objects
-already drawn; otherwise the next seed is tried (up to `TRIES`), the least overlapping kept."""
+times the frame's median distance. On eval-seen's two-object prompts (seed 0) 1.5, 2.5, 4, 6
+and 10 made 32, 32, 35, 32 and 29 of 68 whole: level but for the ends."""
 
 TRIES = 3
-"""Samplings tried per object after the first."""
+"""Samplings drawn for each object after the first (in one batch with the first): the one
+whose object overlaps the objects already drawn least is joined in. On eval-seen's
+two-object prompts (seed 0) 1, 2, 3 and 5 tries made 26, 30, 32 and 34 of 68 whole."""
 
 
 def foreground(latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,14 +23,7 @@ from vidora.flow import SAMPLERS, EulerSampler, Sampler, classifier_free_guidanc
 from vidora.models.dit import DiT, DiTConfig
 from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
 from vidora.models.vae import VAEConfig, VideoVAE, latent_frames, to_unit_range
-from vidora.pipelines.composition import (
-    ALONE_ENOUGH,
-    TRIES,
-    foreground,
-    join,
-    overlap,
-    part_seed,
-)
+from vidora.pipelines.composition import TRIES, foreground, join, overlap, part_seed
 from vidora.weights import BUILTIN_WEIGHTS
 from vidora.world.captions import object_prompts
 from vidora.world.spec import FPS, NUM_FRAMES, parse_size
@@ -371,47 +364,42 @@ class TextToVideoPipeline:
         progress: Progress,
     ) -> np.ndarray:
         """Text-to-video's first chunk with each prompt's objects drawn one at a time and
-        joined (`vidora.pipelines.composition`). A one-object prompt is drawn as
-        `_generate_chunk` draws it, from its own generator."""
+        joined (`vidora.pipelines.composition`): one batch of samplings, each prompt's first
+        object from its own generator (so a one-object prompt is drawn as `_generate_chunk`
+        draws it), each later object `TRIES` times from its own seeds, the try that overlaps
+        the objects already drawn least joined in."""
         parts = [object_prompts(p) for p in prompts]
-        most = sum(1 + TRIES * (len(ps) - 1) for ps in parts)  # samplings at the most
-        done = 0
-
-        def sample(prompt: str, negative: str, generator: torch.Generator) -> torch.Tensor:
-            nonlocal done
-            text, text_mask = self._encode_text([prompt, negative])  # (2, L, D), (2, L)
-            start = done
-            x = self._sample(
-                text,
-                text_mask,
-                [generator],
-                width,
-                height,
-                steps,
-                guidance,
-                None,
-                lambda share: progress((start + share) / most),
-            )[0]  # (z, F, h, w)
-            done += 1
-            return x
-
-        latents = []
-        for prompt_parts, negative, seed, generator in zip(
-            parts, negatives, seeds, generators, strict=True
-        ):
-            x = sample(prompt_parts[0], negative, generator)
+        texts: list[str] = []
+        draws: list[torch.Generator] = []
+        for prompt_parts, seed, generator in zip(parts, seeds, generators, strict=True):
+            texts.append(prompt_parts[0])
+            draws.append(generator)
             for k, part in enumerate(prompt_parts[1:], start=1):
+                texts += [part] * TRIES
+                draws += [
+                    torch.Generator().manual_seed(part_seed(int(seed), k, attempt))
+                    for attempt in range(TRIES)
+                ]
+        negative_texts = [
+            negative
+            for prompt_parts, negative in zip(parts, negatives, strict=True)
+            for _ in range(1 + TRIES * (len(prompt_parts) - 1))
+        ]
+        text, text_mask = self._encode_text(texts + negative_texts)
+        latents = self._sample(
+            text, text_mask, draws, width, height, steps, guidance, None, progress
+        )  # (m, z, F, h, w), m samplings
+        joined, at = [], 0
+        for prompt_parts in parts:
+            x = latents[at]
+            at += 1
+            for _ in prompt_parts[1:]:
                 drawn = foreground(x)[1]
-                tried = []  # (overlap, latents)
-                for attempt in range(TRIES):
-                    g = torch.Generator().manual_seed(part_seed(int(seed), k, attempt))
-                    candidate = sample(part, negative, g)
-                    tried.append((overlap(foreground(candidate)[1], drawn), candidate))
-                    if tried[-1][0] < ALONE_ENOUGH:
-                        break
-                x = join(x, min(tried, key=lambda pair: pair[0])[1])
-            latents.append(x)
-        return self._decode(torch.stack(latents))
+                tries = latents[at : at + TRIES]
+                at += TRIES
+                x = join(x, min(tries, key=lambda c: overlap(foreground(c)[1], drawn)))
+            joined.append(x)
+        return self._decode(torch.stack(joined))
 
     def _sample(
         self,
