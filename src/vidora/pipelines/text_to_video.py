@@ -294,7 +294,7 @@ class TextToVideoPipeline:
                     chunk_progress,
                 )
             else:
-                frames = self._generate_chunk(
+                latents = self._sample(
                     text,
                     text_mask,
                     generators,
@@ -304,7 +304,8 @@ class TextToVideoPipeline:
                     guidance,
                     first,
                     chunk_progress,
-                )
+                )  # one chunk per prompt, its first frames given when `first` is
+                frames = self._decode(latents)
             frames = frames[:, :NUM_FRAMES]  # (n, 32, H, W, 3)
             # An extension's context frames are already in the video; a first image is frame 0.
             new = frames[:, context:] if history is not None else frames
@@ -333,24 +334,6 @@ class TextToVideoPipeline:
         ]
         return VideoOutput([o[:target] for o in out], FPS, settings)
 
-    def _generate_chunk(
-        self,
-        text: torch.Tensor,
-        text_mask: torch.Tensor,
-        generators: list[torch.Generator],
-        width: int,
-        height: int,
-        steps: int,
-        guidance: float,
-        first: np.ndarray | None,
-        progress: Progress,
-    ) -> np.ndarray:
-        """One 33-frame chunk per prompt, its first frames given when `first` (n, k, H, W, 3) is."""
-        latents = self._sample(
-            text, text_mask, generators, width, height, steps, guidance, first, progress
-        )
-        return self._decode(latents)
-
     def _compose_chunk(
         self,
         prompts: list[str],
@@ -365,8 +348,8 @@ class TextToVideoPipeline:
     ) -> np.ndarray:
         """Text-to-video's first chunk with each prompt's objects drawn one at a time and
         joined (`vidora.pipelines.composition`): one batch of samplings, each prompt's first
-        object from its own generator (so a one-object prompt is drawn as `_generate_chunk`
-        draws it), each later object `TRIES` times from its own seeds, the try that overlaps
+        object from its own generator (so a one-object prompt is drawn as without
+        composition), each later object `TRIES` times from its own seeds, the try that overlaps
         the objects already drawn least joined in."""
         parts = [object_prompts(p) for p in prompts]
         texts: list[str] = []
@@ -413,8 +396,9 @@ class TextToVideoPipeline:
         first: np.ndarray | None,
         progress: Progress,
     ) -> torch.Tensor:
-        """The denoised latents (n, z, F, h, w) of one chunk per prompt; `text` holds the n
-        prompts' states, then their negatives'."""
+        """The denoised latents (n, z, F, h, w) of one chunk per prompt, its first frames given
+        when `first` (n, k, H, W, 3) is; `text` holds the n prompts' states, then their
+        negatives'."""
         n = len(generators)
         f = latent_frames(CLIP_FRAMES)
         down = self.vae.spatial_factor
