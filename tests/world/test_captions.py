@@ -285,6 +285,13 @@ def test_object_prompts_cut_each_object_out_in_the_prompts_own_words(
                 "a green triangle bouncing on the floor on a gray background",
             ),
         ),
+        (  # a letter whose lower case is longer: the cuts still land in the prompt's own text
+            "İstanbul: a red circle moving right and a blue square rising on a black background",
+            (
+                "İstanbul: a red circle moving right on a black background",
+                "İstanbul: a blue square rising on a black background",
+            ),
+        ),
         ("a red circle moving right on a black background", None),
         ("a circle and a square", None),  # nothing the parser reads: the prompt as it is
     ],

@@ -499,10 +499,16 @@ _ARTICLES = frozenset({"a", "an", "the", "one"})
 
 
 def _token_spans(text: str) -> list[tuple[int, int]]:
-    """Where each of `_tokens(text)`'s words lies in `text`, [start, end)."""
+    """Where each of `_tokens(text)`'s words lies in `text`, [start, end): found in the same
+    lower-cased text, whose characters are mapped back (a lower case can be longer: "İ")."""
+    lowered, origin = [], []
+    for i, char in enumerate(text):
+        for low in char.lower():
+            lowered.append(low)
+            origin.append(i)
     return [
-        m.span()
-        for m in re.finditer(r"[a-z0-9'\u2019]+", text.lower())
+        (origin[m.start()], origin[m.end() - 1] + 1)
+        for m in re.finditer(r"[a-z0-9'\u2019]+", "".join(lowered))
         if re.search(r"[a-z0-9]", m.group())
     ]
 
