@@ -8,6 +8,9 @@ A clip is 4 s (32 frames at 8 fps, 33 through the VAE). Longer videos are made b
 the last 5 frames of what exists are encoded (2 latent frames, the causal VAE's first latent
 being the first of them alone) and given clean, and the model continues from there; each
 chunk adds 27 new frames, and the seam is the model's own continuation, not a cut.
+
+A release whose defaults say `compose_objects` draws a prompt that names several objects one
+object at a time in its first chunk and joins the drawings (`vidora.pipelines.composition`).
 """
 
 from __future__ import annotations
