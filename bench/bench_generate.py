@@ -403,6 +403,17 @@ def cold_generate(checkpoint: Path | None, out_dir: Path) -> dict:
 # ---------------------------------------------------------------------------------------
 
 
+def warm_median(pipe: TextToVideoPipeline, prompt: str, runs: int) -> float:
+    """Median seconds of `runs` generations of `prompt` at the bench's size and length, after
+    one warm-up run (seed 0)."""
+    times = []
+    for seed in range(runs + 1):
+        start = time.perf_counter()
+        pipe(prompt, size=SIZE, seconds=SECONDS, seed=seed)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a release file (default: the built-in one if any)")
@@ -471,28 +482,17 @@ def main() -> None:
         with console.status("building diffusers' WanPipeline"):
             build = build_wan(vidora)
         contenders.append(wan_contender(build, d))
+    own = TextToVideoPipeline(vidora.vae, vidora.dit, vidora.text_encoder, d)
     if d.guidance_interval != (0.0, 1.0):
-        own = TextToVideoPipeline(vidora.vae, vidora.dit, vidora.text_encoder, d)
-        runs = []
+        # The warm-up run matters: the unguided steps run at batch 1, a shape not yet seen.
         with console.status("Vidora at its own guidance interval"):
-            # Seed 0 warms up: the unguided steps run at batch 1, a shape not yet seen.
-            for seed in range(args.runs + 1):
-                start = time.perf_counter()
-                own(PROMPT, size=SIZE, seconds=SECONDS, seed=seed)
-                runs.append(time.perf_counter() - start)
+            results["warm_own_interval_s"] = warm_median(own, PROMPT, args.runs)
         results["guidance_interval"] = list(d.guidance_interval)
-        results["warm_own_interval_s"] = statistics.median(runs[1:])
     if d.compose_objects:
         # One sampling per object, a later object's tries batched with the first: more work.
-        own = TextToVideoPipeline(vidora.vae, vidora.dit, vidora.text_encoder, d)
-        runs = []
         with console.status("Vidora on a two-object prompt, one object at a time"):
-            for seed in range(args.runs + 1):  # seed 0 warms up the larger batch
-                start = time.perf_counter()
-                own(TWO_OBJECTS, size=SIZE, seconds=SECONDS, seed=seed)
-                runs.append(time.perf_counter() - start)
+            results["warm_two_objects_s"] = warm_median(own, TWO_OBJECTS, args.runs)
         results["two_objects_prompt"] = TWO_OBJECTS
-        results["warm_two_objects_s"] = statistics.median(runs[1:])
     for c in contenders:
         with console.status(f"{c.name}: warm-up run (counting FLOPs)"):
             c.warm_up()

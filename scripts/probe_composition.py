@@ -20,7 +20,6 @@ from dataclasses import replace
 from rich.progress import track
 
 import vidora.pipelines.composition as composition
-import vidora.pipelines.text_to_video as text_to_video
 from vidora.pipelines.text_to_video import TextToVideoPipeline
 from vidora.world.judge import judge, scene_prompt
 from vidora.world.splits import get_clip
@@ -38,9 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.tries < 1 or args.spread <= 0:
         parser.error("--tries must be >= 1 and --spread > 0")
-    # The pipeline reads TRIES from its own namespace; `foreground` reads the spread from its
-    # module.
-    text_to_video.TRIES = args.tries
+    composition.TRIES = args.tries  # both read when a prompt is drawn
     composition.FOREGROUND_SPREAD = args.spread
 
     pipe = TextToVideoPipeline.from_pretrained(args.checkpoint)

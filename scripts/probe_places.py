@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from rich.progress import track
 
+from vidora.eval.harness import Sample, binding
 from vidora.pipelines.text_to_video import TextToVideoPipeline
 from vidora.world.judge import judge, scene_prompt
 from vidora.world.render import render
@@ -38,20 +39,12 @@ def swap_places(scene: Scene) -> Scene:
     )
 
 
-def motions_shown(pipe: TextToVideoPipeline, clip: Clip, scene: Scene) -> dict[str, int]:
-    """Own / other / neither counts of the objects' motions, image-to-video from `scene`'s
-    first frame under `clip`'s caption."""
+def judged(pipe: TextToVideoPipeline, clip: Clip, scene: Scene) -> Sample:
+    """Image-to-video from `scene`'s first frame under `clip`'s caption, judged against the
+    clip's prompt."""
     image = render(scene, 1)[0]
     video = pipe(clip.caption, size=scene.size, seed=clip.index, image=image).videos[0]
-    verdict = judge(video, scene_prompt(clip.scene))
-    counts = {"own": 0, "other": 0, "neither": 0}
-    first, second = verdict.objects
-    for obj, other in ((first, second), (second, first)):
-        shown = obj.detected_motion if obj.found else None
-        if shown is not None:
-            kind = "own" if shown == obj.motion else "other" if shown == other.motion else "neither"
-            counts[kind] += 1
-    return counts
+    return Sample(clip, judge(video, scene_prompt(clip.scene)))
 
 
 def main() -> None:
@@ -70,13 +63,12 @@ def main() -> None:
         if len(clip.scene.objects) == 2
         and clip.scene.objects[0].motion != clip.scene.objects[1].motion
     ]
-    result: dict[str, dict[str, int]] = {}
+    result = {}
     for variant, place in (("true places", lambda s: s), ("places swapped", swap_places)):
-        totals = {"own": 0, "other": 0, "neither": 0}
-        for clip in track(clips, description=variant):
-            for key, count in motions_shown(pipe, clip, place(clip.scene)).items():
-                totals[key] += count
-        result[variant] = totals
+        samples = [
+            judged(pipe, clip, place(clip.scene)) for clip in track(clips, description=variant)
+        ]
+        result[variant] = binding(samples, "motion")  # own / other / neither, and shares
     print(json.dumps({"clips": len(clips), **result}, indent=2))
 
 

@@ -59,6 +59,14 @@ def join(base: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
     return torch.where(takes[None], part, base)
 
 
+def join_least_overlapping(base: torch.Tensor, tries: torch.Tensor) -> torch.Tensor:
+    """(z, F, h, w) latents with the object of whichever of `tries` (k, z, F, h, w) overlaps the
+    objects `base` shows least joined in (`join`): moving objects cross paths, so the least
+    overlapping try is taken, not the first that keeps clear."""
+    drawn = foreground(base)[1]
+    return join(base, min(tries, key=lambda c: overlap(foreground(c)[1], drawn)))
+
+
 def part_seed(seed: int, part: int, attempt: int) -> int:
     """The seed of an object's sampling after the first: a pure function of the prompt's seed,
     the object's place in the prompt and the attempt, so the same seed makes the same video."""

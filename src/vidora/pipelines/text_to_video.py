@@ -26,7 +26,7 @@ from vidora.flow import SAMPLERS, EulerSampler, Sampler, classifier_free_guidanc
 from vidora.models.dit import DiT, DiTConfig
 from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
 from vidora.models.vae import VAEConfig, VideoVAE, latent_frames, to_unit_range
-from vidora.pipelines.composition import TRIES, foreground, join, overlap, part_seed
+from vidora.pipelines import composition
 from vidora.weights import BUILTIN_WEIGHTS
 from vidora.world.captions import object_prompts
 from vidora.world.spec import FPS, NUM_FRAMES, parse_size
@@ -355,21 +355,22 @@ class TextToVideoPipeline:
         composition), each later object `TRIES` times from its own seeds, the try that overlaps
         the objects already drawn least joined in."""
         parts = [object_prompts(p) for p in prompts]
+        tries = composition.TRIES
         texts: list[str] = []
         draws: list[torch.Generator] = []
         for prompt_parts, seed, generator in zip(parts, seeds, generators, strict=True):
             texts.append(prompt_parts[0])
             draws.append(generator)
             for k, part in enumerate(prompt_parts[1:], start=1):
-                texts += [part] * TRIES
+                texts += [part] * tries
                 draws += [
-                    torch.Generator().manual_seed(part_seed(int(seed), k, attempt))
-                    for attempt in range(TRIES)
+                    torch.Generator().manual_seed(composition.part_seed(int(seed), k, attempt))
+                    for attempt in range(tries)
                 ]
         negative_texts = [
             negative
             for prompt_parts, negative in zip(parts, negatives, strict=True)
-            for _ in range(1 + TRIES * (len(prompt_parts) - 1))
+            for _ in range(1 + tries * (len(prompt_parts) - 1))
         ]
         text, text_mask = self._encode_text(texts + negative_texts)
         latents = self._sample(
@@ -380,10 +381,8 @@ class TextToVideoPipeline:
             x = latents[at]
             at += 1
             for _ in prompt_parts[1:]:
-                drawn = foreground(x)[1]
-                tries = latents[at : at + TRIES]
-                at += TRIES
-                x = join(x, min(tries, key=lambda c: overlap(foreground(c)[1], drawn)))
+                x = composition.join_least_overlapping(x, latents[at : at + tries])
+                at += tries
             joined.append(x)
         return self._decode(torch.stack(joined))
 
