@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from vidora.pipelines import TextToVideoPipeline
-from vidora.pipelines.composition import TRIES, foreground, join, overlap, part_seed
+from vidora.pipelines.composition import (
+    TRIES,
+    foreground,
+    join,
+    overlap,
+    painted_out,
+    part_seed,
+    pixel_foreground,
+)
 from vidora.world.captions import object_prompts
 
 ONE = "a red circle moving right on a black background"
@@ -53,6 +61,40 @@ def test_overlap_is_the_share_of_the_mask_already_drawn() -> None:
     drawn[:, 0, :] = True
     assert overlap(mask, drawn) == 0.5
     assert overlap(torch.zeros_like(mask), drawn) == 0.0
+
+
+def _frames(*squares: tuple[int, int, tuple[int, int, int]]) -> np.ndarray:
+    """(2, 16, 16, 3) frames of a near-black background with a 3x3 square of `colour` at
+    (row, col) for each square."""
+    frames = np.full((2, 16, 16, 3), 10, np.uint8)
+    for row, col, colour in squares:
+        frames[:, row : row + 3, col : col + 3] = colour
+    return frames
+
+
+RED, BLUE = (220, 40, 40), (50, 80, 230)
+
+
+def test_pixel_foreground_marks_the_object_and_a_pixel_around_it() -> None:
+    mask = pixel_foreground(_frames((4, 4, RED)))
+    expected = np.zeros((16, 16), bool)
+    expected[3:8, 3:8] = True
+    assert mask.shape == (2, 16, 16)
+    assert np.array_equal(mask[0], expected) and np.array_equal(mask[1], expected)
+
+
+def test_painting_out_keeps_the_object_and_clears_the_others() -> None:
+    own, other = _frames((4, 4, RED)), _frames((4, 10, BLUE))
+    joined = _frames((4, 4, RED), (4, 10, BLUE))
+    assert np.array_equal(painted_out(joined, own, [other]), own)
+    # Where both objects' own samplings drew, the joined video is kept.
+    other = _frames((4, 6, BLUE))
+    joined = _frames((4, 6, BLUE), (4, 4, RED))  # red in front, blue on its right
+    out = painted_out(joined, own, [other])
+    assert np.array_equal(out[:, 4:7, 3:8], joined[:, 4:7, 3:8])  # red and its ring
+    assert (out[:, 4:7, 8] == 10).all()  # the blue beyond them is gone
+    # A lone object's context is the joined video itself.
+    assert np.array_equal(painted_out(joined, own, []), joined)
 
 
 def test_part_seeds_are_fixed_and_distinct() -> None:
@@ -108,13 +150,65 @@ def test_each_object_is_drawn_from_its_own_prompt_and_joined(
     assert np.abs(again.astype(int) - out.videos[1].astype(int)).max() <= 1
 
 
-def test_composition_leaves_given_frames_and_extension_to_the_whole_prompt(
+def test_composition_leaves_a_given_image_to_the_whole_prompt(
     pipes: tuple[TextToVideoPipeline, TextToVideoPipeline],
 ) -> None:
     plain, composed = pipes
     image = plain(TWO, seed=1).videos[0][0]
     a = composed(TWO, seed=2, image=image).videos[0]
     assert np.array_equal(a, plain(TWO, seed=2, image=image).videos[0])
+    video = plain(TWO, seed=1).videos[0]
+    b = composed(TWO, seed=2, video=video).videos[0]
+    assert np.array_equal(b, plain(TWO, seed=2, video=video).videos[0])
+
+
+def test_a_longer_composed_video_continues_each_object_from_its_own_prompt(
+    pipes: tuple[TextToVideoPipeline, TextToVideoPipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, composed = pipes
+    short = composed(TWO, seed=4).videos[0]
+    encoded: list[list[str]] = []
+    sampled: list[torch.Tensor] = []
+    given: list[np.ndarray | None] = []
+    decoded: list[np.ndarray] = []
+    encode, sample, decode = composed._encode_text, composed._sample, composed._decode
+    monkeypatch.setattr(composed, "_encode_text", lambda p: encoded.append(p) or encode(p))
+
+    def spy_sample(*args):
+        given.append(args[7])
+        sampled.append(sample(*args))
+        return sampled[-1]
+
+    monkeypatch.setattr(composed, "_sample", spy_sample)
+    monkeypatch.setattr(composed, "_decode", lambda x: decoded.append(decode(x)) or decoded[-1])
     eight = composed(TWO, seed=4, seconds=8).videos[0]
+    monkeypatch.undo()
+
+    # 8 s is three chunks: the composed first 4 s, then two extensions, each of both objects
+    # from its own prompt, given the joined video's last 5 frames with the other object
+    # painted out where that object's own sampling drew it.
     assert eight.shape == (64, 64, 64, 3)
-    assert np.array_equal(eight[:32], composed(TWO, seed=4).videos[0])
+    assert np.array_equal(eight[:32], short)
+    first, second = object_prompts(TWO)
+    assert encoded[2] == encoded[3] == [first, second, "", ""]
+    base, *tries = sampled[0]
+    best = min(tries, key=lambda c: overlap(foreground(c)[1], foreground(base)[1]))
+    own = decode(torch.stack([base, best]))[:, :32]  # each object's own first 4 s
+    assert given[0] is None
+    contexts = [painted_out(short[-5:], own[k][-5:], [own[1 - k][-5:]]) for k in (0, 1)]
+    assert np.array_equal(given[1], np.stack(contexts))
+    # Each extension's objects are joined, and what is decoded from the join is the video.
+    assert len(sampled[1]) == len(sampled[2]) == 2
+    joined = join(sampled[1][0], sampled[1][1])
+    assert np.array_equal(decoded[2][0], decode(joined[None])[0])
+    assert np.array_equal(eight[32:59], decoded[2][0][5:32])
+    # The next extension paints out each object's own second chunk.
+    own = decode(sampled[1])[:, :32]
+    video = decoded[2][0][:32]
+    contexts = [painted_out(video[-5:], own[k][-5:], [own[1 - k][-5:]]) for k in (0, 1)]
+    assert np.array_equal(given[2], np.stack(contexts))
+    # A one-object prompt's long video is drawn as without composition.
+    alone = composed(ONE, seed=3, seconds=8).videos[0]
+    assert (
+        np.abs(alone.astype(int) - plain(ONE, seed=3, seconds=8).videos[0].astype(int)).max() <= 1
+    )

@@ -59,12 +59,42 @@ def join(base: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
     return torch.where(takes[None], part, base)
 
 
-def join_least_overlapping(base: torch.Tensor, tries: torch.Tensor) -> torch.Tensor:
-    """(z, F, h, w) latents with the object of whichever of `tries` (k, z, F, h, w) overlaps the
-    objects `base` shows least joined in (`join`): moving objects cross paths, so the least
-    overlapping try is taken, not the first that keeps clear."""
+def least_overlapping(base: torch.Tensor, tries: torch.Tensor) -> int:
+    """Which of `tries` (k, z, F, h, w) draws its object where the objects `base` (z, F, h, w)
+    shows overlap it least: moving objects cross paths, so the least overlapping try is taken,
+    not the first that keeps clear."""
     drawn = foreground(base)[1]
-    return join(base, min(tries, key=lambda c: overlap(foreground(c)[1], drawn)))
+    overlaps = [overlap(foreground(c)[1], drawn) for c in tries]
+    return overlaps.index(min(overlaps))
+
+
+PIXEL_CONTRAST = 48.0
+"""A pixel shows an object where its colour lies this far (Euclidean, 0-255 levels) from its
+frame's median colour: under half of the least contrast between a Shapes World colour and a
+background (blue on navy, purple or green on gray, about 110)."""
+
+
+def pixel_foreground(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, H, W) bool: where each frame shows an object, a pixel wide
+    around it, read as colour far from the frame's median (its background)."""
+    video = torch.from_numpy(np.ascontiguousarray(frames)).float()  # (T, H, W, 3)
+    background = video.flatten(1, 2).median(dim=1).values[:, None, None]  # (T, 1, 1, 3)
+    mask = ((video - background).norm(dim=-1) > PIXEL_CONTRAST).float()[:, None]  # (T, 1, H, W)
+    return F.max_pool2d(mask, 3, stride=1, padding=1)[:, 0].bool().numpy()
+
+
+def painted_out(joined: np.ndarray, own: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+    """(T, H, W, 3) frames of a joined video with the other objects painted out: where another
+    object's own frames show it and this object's own frames do not, the frame's median colour.
+    An object continued from this (not from its own frames) continues what the joined video
+    showed of it, so the next chunk meets the last without a jump."""
+    mine = pixel_foreground(own)
+    theirs = np.zeros_like(mine)
+    for other in others:
+        theirs |= pixel_foreground(other)
+    background = np.median(joined.reshape(len(joined), -1, 3), axis=1)  # (T, 3)
+    fill = np.broadcast_to(background[:, None, None], joined.shape).astype(np.uint8)
+    return np.where((theirs & ~mine)[..., None], fill, joined)
 
 
 def part_seed(seed: int, part: int, attempt: int) -> int:

@@ -10,7 +10,8 @@ being the first of them alone) and given clean, and the model continues from the
 chunk adds 27 new frames, and the seam is the model's own continuation, not a cut.
 
 A release whose defaults say `compose_objects` draws a prompt that names several objects one
-object at a time in its first chunk and joins the drawings (`vidora.pipelines.composition`).
+object at a time and joins the drawings (`vidora.pipelines.composition`); in a longer video each
+object then continues its own frames, chunk by chunk, and each chunk is joined again.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ class GenerationDefaults:
     share of the predicted noise for "renoise" (`RenoiseSampler`); 0 is the plain ODE."""
     compose_objects: bool = False
     """Draw a prompt that names several objects one object at a time and join them where each
-    is drawn (`vidora.pipelines.composition`); text-to-video's first 4 s only: a given image or
-    video already places the objects, and extension continues from the joined frames."""
+    is drawn (`vidora.pipelines.composition`), each object continuing its own frames in a
+    longer video's later chunks; text-to-video only: a given image or video already places
+    the objects, and is continued with the whole prompt."""
 
     def __post_init__(self) -> None:
         self.make_sampler()  # checks the sampler's name and eta
@@ -112,6 +114,17 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     return (
         ((video.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
     )
+
+
+@dataclass
+class _ObjectDraw:
+    """One object of a composed video (`TextToVideoPipeline._compose_chunk`): its own prompt,
+    its generator, and the frames its sampling drew last (T, H, W, 3), which the next chunk
+    continues."""
+
+    prompt: str
+    generator: torch.Generator
+    frames: np.ndarray | None = None
 
 
 class TextToVideoPipeline:
@@ -270,6 +283,7 @@ class TextToVideoPipeline:
             chunks = -(-target // EXTENSION_FRAMES)
         out: list[np.ndarray] = [np.zeros((0, height, width, 3), np.uint8)] * n
         history = videos
+        drawn: list[list[_ObjectDraw]] | None = None  # a composed video's objects, each its own
         for chunk in range(chunks):
             # The VAE takes 1 + 4k frames: continue from 5 frames, or from the last one alone.
             context = CONTEXT_FRAMES if history and min(map(len, history)) >= CONTEXT_FRAMES else 1
@@ -284,8 +298,9 @@ class TextToVideoPipeline:
                 if progress:
                     progress((chunk + share) / chunks)
 
+            more = chunk + 1 < chunks  # whether each object's own frames are needed next
             if first is None and self.defaults.compose_objects:
-                frames = self._compose_chunk(
+                frames, drawn = self._compose_chunk(
                     prompts,
                     negatives,
                     seeds,
@@ -295,6 +310,20 @@ class TextToVideoPipeline:
                     steps,
                     guidance,
                     chunk_progress,
+                    more,
+                )
+            elif drawn is not None:
+                frames = self._compose_extension(
+                    drawn,
+                    history,
+                    negatives,
+                    context,
+                    width,
+                    height,
+                    steps,
+                    guidance,
+                    chunk_progress,
+                    more,
                 )
             else:
                 latents = self._sample(
@@ -348,12 +377,15 @@ class TextToVideoPipeline:
         steps: int,
         guidance: float,
         progress: Progress,
-    ) -> np.ndarray:
+        keep_objects: bool,
+    ) -> tuple[np.ndarray, list[list[_ObjectDraw]]]:
         """Text-to-video's first chunk with each prompt's objects drawn one at a time and
         joined (`vidora.pipelines.composition`): one batch of samplings, each prompt's first
         object from its own generator (so a one-object prompt is drawn as without
         composition), each later object `TRIES` times from its own seeds, the try that overlaps
-        the objects already drawn least joined in."""
+        the objects already drawn least joined in. Gives the joined frames and, per prompt,
+        each object's prompt, generator and (with `keep_objects`) its own frames, from which
+        `_compose_extension` continues it."""
         parts = [object_prompts(p) for p in prompts]
         tries = composition.TRIES
         texts: list[str] = []
@@ -376,15 +408,95 @@ class TextToVideoPipeline:
         latents = self._sample(
             text, text_mask, draws, width, height, steps, guidance, None, progress
         )  # (m, z, F, h, w), m samplings
-        joined, at = [], 0
+        joined, chosen, objects, at = [], [], [], 0
         for prompt_parts in parts:
             x = latents[at]
+            kept = [_ObjectDraw(prompt_parts[0], draws[at])]
+            chosen.append(at)
             at += 1
-            for _ in prompt_parts[1:]:
-                x = composition.join_least_overlapping(x, latents[at : at + tries])
+            for part in prompt_parts[1:]:
+                best = at + composition.least_overlapping(x, latents[at : at + tries])
+                x = composition.join(x, latents[best])
+                kept.append(_ObjectDraw(part, draws[best]))
+                chosen.append(best)
                 at += tries
             joined.append(x)
-        return self._decode(torch.stack(joined))
+            objects.append(kept)
+        frames = self._decode(torch.stack(joined))
+        if keep_objects:
+            self._keep_frames(objects, frames, latents[chosen])
+        return frames, objects
+
+    def _compose_extension(
+        self,
+        objects: list[list[_ObjectDraw]],
+        videos: list[np.ndarray],
+        negatives: list[str],
+        context: int,
+        width: int,
+        height: int,
+        steps: int,
+        guidance: float,
+        progress: Progress,
+        keep_objects: bool,
+    ) -> np.ndarray:
+        """A composed video's next chunk: each object continues from its own prompt and
+        generator (one object alone, as extension draws it best), given the joined video's last
+        frames (`videos`, one per prompt) with the other objects painted out
+        (`composition.painted_out`), and the objects' new latents are joined as the first
+        chunk's were. Gives the joined frames."""
+        draws = [o for prompt_objects in objects for o in prompt_objects]
+        negative_texts = [
+            negative
+            for prompt_objects, negative in zip(objects, negatives, strict=True)
+            for _ in prompt_objects
+        ]
+        text, text_mask = self._encode_text([o.prompt for o in draws] + negative_texts)
+        first = np.stack(
+            [
+                composition.painted_out(
+                    video[-context:],
+                    o.frames[-context:],
+                    [other.frames[-context:] for other in prompt_objects if other is not o],
+                )
+                for video, prompt_objects in zip(videos, objects, strict=True)
+                for o in prompt_objects
+            ]
+        )  # (m, k, H, W, 3): each object's context
+        latents = self._sample(
+            text,
+            text_mask,
+            [o.generator for o in draws],
+            width,
+            height,
+            steps,
+            guidance,
+            first,
+            progress,
+        )  # (m, z, F, h, w), one sampling per object
+        joined, at = [], 0
+        for prompt_objects in objects:
+            x = latents[at]
+            for k in range(1, len(prompt_objects)):
+                x = composition.join(x, latents[at + k])
+            joined.append(x)
+            at += len(prompt_objects)
+        frames = self._decode(torch.stack(joined))
+        if keep_objects:
+            self._keep_frames(objects, frames, latents)
+        return frames
+
+    def _keep_frames(
+        self, objects: list[list[_ObjectDraw]], joined: np.ndarray, latents: torch.Tensor
+    ) -> None:
+        """Keep each object's own first `NUM_FRAMES` frames for the next chunk: a lone object's
+        are its video's (`joined`, one per prompt), each object of a composed scene its own
+        sampling's (`latents`, one per object in order) decoded."""
+        flat = [(p, o) for p, prompt_objects in enumerate(objects) for o in prompt_objects]
+        shared = [k for k, (p, _) in enumerate(flat) if len(objects[p]) > 1]
+        own = dict(zip(shared, self._decode(latents[shared]), strict=True)) if shared else {}
+        for k, (p, o) in enumerate(flat):
+            o.frames = (own[k] if k in own else joined[p])[:NUM_FRAMES]
 
     def _sample(
         self,
