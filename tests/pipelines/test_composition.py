@@ -207,8 +207,12 @@ def test_a_longer_composed_video_continues_each_object_from_its_own_prompt(
     video = decoded[2][0][:32]
     contexts = [painted_out(video[-5:], own[k][-5:], [own[1 - k][-5:]]) for k in (0, 1)]
     assert np.array_equal(given[2], np.stack(contexts))
-    # A one-object prompt's long video is drawn as without composition.
+    # A one-object prompt's long video is drawn as without composition, and a batch makes the
+    # videos its prompts make one at a time (to within a level: other matmul shapes).
     alone = composed(ONE, seed=3, seconds=8).videos[0]
     assert (
         np.abs(alone.astype(int) - plain(ONE, seed=3, seconds=8).videos[0].astype(int)).max() <= 1
     )
+    batch = composed([ONE, TWO], seed=[3, 4], seconds=8).videos
+    for one_at_a_time, in_batch in zip([alone, eight], batch, strict=True):
+        assert np.abs(one_at_a_time.astype(int) - in_batch.astype(int)).max() <= 1
