@@ -1,7 +1,6 @@
 """What the probe scripts share: their arguments, a run's labelled latent cache, the noise buckets.
 
-Imported by `probe_attributes.py` and `probe_grounding.py` (run as `python scripts/NAME.py`, so
-this folder is on the import path).
+Imported by the probes (run as `python scripts/NAME.py`, so this folder is on the import path).
 """
 
 from __future__ import annotations
@@ -24,6 +23,17 @@ def probe_parser(doc: str, batches: int) -> argparse.ArgumentParser:
     parser.add_argument("cache", help="a DiT run's latents.safetensors (Shapes World)")
     parser.add_argument("--data-seed", type=int, required=True, help="the run's data.seed")
     parser.add_argument("--batches", type=int, default=batches, help="held-out batches of 16")
+    return parser
+
+
+def split_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser with the arguments of the probes that draw a split's prompts with a release:
+    the release, the split, its seed and how many of its first clips to look through."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--checkpoint", help="a release file (default: the built-in one)")
+    parser.add_argument("--split", default="eval-seen")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-n", type=int, default=200, help="clips to look through")
     return parser
 
 

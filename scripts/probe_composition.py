@@ -15,12 +15,12 @@ object). The seventeenth release's settings were chosen with it on eval-seen's s
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import replace
 
 import numpy as np
+from probe_common import split_parser
 from rich.progress import track
 
 import vidora.pipelines.composition as composition
@@ -31,11 +31,7 @@ from vidora.world.splits import get_clip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a release file (default: the built-in one)")
-    parser.add_argument("--split", default="eval-seen")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-n", type=int, default=200, help="clips to look through")
+    parser = split_parser(__doc__)
     parser.add_argument("--tries", type=int, default=composition.TRIES)
     parser.add_argument("--spread", type=float, default=composition.FOREGROUND_SPREAD)
     parser.add_argument("--whole", action="store_true", help="draw each prompt whole")

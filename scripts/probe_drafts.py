@@ -16,7 +16,6 @@ prompt (Li et al., 2023, "Your Diffusion Model is Secretly a Zero-Shot Classifie
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import replace
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from probe_common import split_parser
 from rich.progress import track
 
 import vidora.pipelines.composition as composition
@@ -57,11 +57,7 @@ def own_score(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a release file (default: the built-in one)")
-    parser.add_argument("--split", default="eval-seen")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-n", type=int, default=200, help="clips to look through")
+    parser = split_parser(__doc__)
     parser.add_argument("--drafts", type=int, default=4)
     parser.add_argument("--save", type=Path, help="a folder for each clip's drafts (.npy)")
     args = parser.parse_args()

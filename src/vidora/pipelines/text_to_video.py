@@ -298,33 +298,20 @@ class TextToVideoPipeline:
                 if progress:
                     progress((chunk + share) / chunks)
 
-            more = chunk + 1 < chunks  # whether each object's own frames are needed next
+            composing = dict(
+                width=width,
+                height=height,
+                steps=steps,
+                guidance=guidance,
+                progress=chunk_progress,
+                keep_objects=chunk + 1 < chunks,  # each object's own frames go on to the next
+            )
             if first is None and self.defaults.compose_objects:
                 frames, drawn = self._compose_chunk(
-                    prompts,
-                    negatives,
-                    seeds,
-                    generators,
-                    width,
-                    height,
-                    steps,
-                    guidance,
-                    chunk_progress,
-                    more,
+                    prompts, negatives, seeds, generators, **composing
                 )
             elif drawn is not None:
-                frames = self._compose_extension(
-                    drawn,
-                    history,
-                    negatives,
-                    context,
-                    width,
-                    height,
-                    steps,
-                    guidance,
-                    chunk_progress,
-                    more,
-                )
+                frames = self._compose_extension(drawn, history, negatives, context, **composing)
             else:
                 latents = self._sample(
                     text,
