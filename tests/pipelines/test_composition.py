@@ -18,6 +18,7 @@ from vidora.pipelines.composition import (
     painted_out,
     part_seed,
     pixel_foreground,
+    split_image,
 )
 from vidora.world.captions import object_prompts
 
@@ -150,16 +151,70 @@ def test_each_object_is_drawn_from_its_own_prompt_and_joined(
     assert np.abs(again.astype(int) - out.videos[1].astype(int)).max() <= 1
 
 
-def test_composition_leaves_a_given_image_to_the_whole_prompt(
-    pipes: tuple[TextToVideoPipeline, TextToVideoPipeline],
+def _two_squares(size: int = 64) -> np.ndarray:
+    """(size, size, 3): TWO's objects as a first frame, a red and a blue square on black."""
+    image = np.full((size, size, 3), 10, np.uint8)
+    image[10:20, 10:20] = RED
+    image[40:50, 30:40] = BLUE
+    return image
+
+
+def test_an_image_splits_into_one_image_per_named_colour() -> None:
+    image = _two_squares()
+    red, blue = split_image(image, ["red", "blue"])
+    assert np.array_equal(red[10:20, 10:20], image[10:20, 10:20])
+    assert (red[38:52, 28:42] == 10).all()  # the blue square and its edge painted out
+    assert np.array_equal(blue[40:50, 30:40], image[40:50, 30:40])
+    assert (blue[8:22, 8:22] == 10).all()
+    # The regions go by colour, not by the order of the words.
+    blue_first, red_second = split_image(image, ["blue", "red"])
+    assert np.array_equal(blue_first, blue) and np.array_equal(red_second, red)
+    # Where the objects cannot be told apart: an unknown colour word, a colour with no region,
+    # two objects touching.
+    assert split_image(image, ["red", "teal-ish"]) is None
+    assert split_image(image, ["red", "blue", "green"]) is None
+    touching = image.copy()
+    touching[20:40, 15:35] = RED
+    assert split_image(touching, ["red", "blue"]) is None
+
+
+def test_a_given_image_is_split_and_each_object_drawn_from_its_own_part(
+    pipes: tuple[TextToVideoPipeline, TextToVideoPipeline], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plain, composed = pipes
-    image = plain(TWO, seed=1).videos[0][0]
-    a = composed(TWO, seed=2, image=image).videos[0]
-    assert np.array_equal(a, plain(TWO, seed=2, image=image).videos[0])
-    video = plain(TWO, seed=1).videos[0]
-    b = composed(TWO, seed=2, video=video).videos[0]
-    assert np.array_equal(b, plain(TWO, seed=2, video=video).videos[0])
+    image = _two_squares()
+    encoded: list[list[str]] = []
+    sampled: list[torch.Tensor] = []
+    given: list[np.ndarray | None] = []
+    decoded: list[torch.Tensor] = []
+    encode, sample, decode = composed._encode_text, composed._sample, composed._decode
+    monkeypatch.setattr(composed, "_encode_text", lambda p: encoded.append(p) or encode(p))
+
+    def spy_sample(*args):
+        given.append(args[7])
+        sampled.append(sample(*args))
+        return sampled[-1]
+
+    monkeypatch.setattr(composed, "_sample", spy_sample)
+    monkeypatch.setattr(composed, "_decode", lambda x: decoded.append(x) or decode(x))
+    video = composed(TWO, seed=2, image=image).videos[0]
+    monkeypatch.undo()
+
+    first, second = object_prompts(TWO)
+    assert encoded[1] == [first, second, "", ""]
+    ((one, two),) = given
+    assert np.array_equal(np.stack([one[0], two[0]]), np.stack(split_image(image, ["red", "blue"])))
+    ((base, part),) = sampled
+    assert torch.equal(decoded[0][0], join(base, part))
+    assert video.shape == (32, 64, 64, 3)
+    # An image that cannot be split (no objects in it), and a video to extend, go to the whole
+    # prompt, as without composition.
+    blank = np.full((64, 64, 3), 10, np.uint8)
+    a = composed(TWO, seed=2, image=blank).videos[0]
+    assert np.array_equal(a, plain(TWO, seed=2, image=blank).videos[0])
+    given_video = plain(TWO, seed=1).videos[0]
+    b = composed(TWO, seed=2, video=given_video).videos[0]
+    assert np.array_equal(b, plain(TWO, seed=2, video=given_video).videos[0])
 
 
 def test_a_longer_composed_video_continues_each_object_from_its_own_prompt(

@@ -11,7 +11,11 @@ MultiDiffusion (Bar-Tal et al., 2023) and VideoTetris (Tian et al., 2024) do it 
 regions; here the regions are where each sampling drew its object, read off its own latents.
 
 A token shows an object where its latent lies far from its frame's background: the median
-latent of the frame, since an object covers a minority of a frame's tokens.
+latent of the frame, since an object covers a minority of a frame's tokens. Given frames are
+cut in pixels the same way (`pixel_foreground`): a first image into one image per object, each
+region given to the nearest colour word (`split_image`), and an extension's context into one
+per object with the others painted out (`painted_out`). All of it reads objects as what stands
+out of a plain background, as Shapes World's are.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import ImageColor
+from scipy import ndimage
 
 FOREGROUND_SPREAD = 4.0
 """A token shows an object where its distance from the frame's median latent passes this many
@@ -77,10 +83,46 @@ background (blue on navy, purple or green on gray, about 110)."""
 def pixel_foreground(frames: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, H, W) bool: where each frame shows an object, a pixel wide
     around it, read as colour far from the frame's median (its background)."""
+    mask = torch.from_numpy(_far_from_background(frames)).float()[:, None]  # (T, 1, H, W)
+    return F.max_pool2d(mask, 3, stride=1, padding=1)[:, 0].bool().numpy()
+
+
+def _far_from_background(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, H, W) bool: colour over `PIXEL_CONTRAST` from the frame's
+    median."""
     video = torch.from_numpy(np.ascontiguousarray(frames)).float()  # (T, H, W, 3)
     background = video.flatten(1, 2).median(dim=1).values[:, None, None]  # (T, 1, 1, 3)
-    mask = ((video - background).norm(dim=-1) > PIXEL_CONTRAST).float()[:, None]  # (T, 1, H, W)
-    return F.max_pool2d(mask, 3, stride=1, padding=1)[:, 0].bool().numpy()
+    return ((video - background).norm(dim=-1) > PIXEL_CONTRAST).numpy()
+
+
+def split_image(image: np.ndarray, colours: list[str]) -> list[np.ndarray] | None:
+    """(H, W, 3) uint8 -> one image per named colour, the other objects painted out (the
+    image's median colour), or None where the objects cannot be told apart.
+
+    The image's objects are its connected regions far from its median colour; each goes to
+    the named colour (Pillow's colour names: "red" is (255, 0, 0)) nearest its own mean, so a
+    given first frame can be cut into one frame per object, as a prompt is cut into one prompt
+    per object. None when a colour has no name Pillow knows or no region of its own (two
+    objects touching read as one region)."""
+    try:
+        named = np.array([ImageColor.getrgb(c)[:3] for c in colours], float)  # (k, 3)
+    except ValueError:
+        return None
+    far = _far_from_background(image[None])[0]  # (H, W)
+    regions, count = ndimage.label(pixel_foreground(image[None])[0])  # (H, W) 0 = background
+    owners = []
+    for region in range(1, count + 1):
+        core = (regions == region) & far
+        mean = image[core].mean(axis=0) if core.any() else image[regions == region].mean(axis=0)
+        owners.append(int(np.linalg.norm(named - mean, axis=1).argmin()))
+    if set(owners) != set(range(len(colours))):
+        return None
+    background = np.median(image.reshape(-1, 3), axis=0).astype(np.uint8)  # (3,)
+    parts = []
+    for k in range(len(colours)):
+        others = np.isin(regions, [r + 1 for r, owner in enumerate(owners) if owner != k])
+        parts.append(np.where(others[..., None], background, image))
+    return parts
 
 
 def painted_out(joined: np.ndarray, own: np.ndarray, others: list[np.ndarray]) -> np.ndarray:

@@ -10,8 +10,9 @@ being the first of them alone) and given clean, and the model continues from the
 chunk adds 27 new frames, and the seam is the model's own continuation, not a cut.
 
 A release whose defaults say `compose_objects` draws a prompt that names several objects one
-object at a time and joins the drawings (`vidora.pipelines.composition`); in a longer video each
-object then continues its own frames, chunk by chunk, and each chunk is joined again.
+object at a time and joins the drawings (`vidora.pipelines.composition`), a given first frame cut
+into one frame per object; in a longer video each object then continues alone, chunk by chunk,
+and each chunk is joined again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
 from vidora.models.vae import VAEConfig, VideoVAE, latent_frames, to_unit_range
 from vidora.pipelines import composition
 from vidora.weights import BUILTIN_WEIGHTS
-from vidora.world.captions import object_prompts
+from vidora.world.captions import object_prompts, parse_prompt
 from vidora.world.spec import FPS, NUM_FRAMES, parse_size
 
 CLIP_FRAMES = NUM_FRAMES + 1
@@ -61,9 +62,9 @@ class GenerationDefaults:
     share of the predicted noise for "renoise" (`RenoiseSampler`); 0 is the plain ODE."""
     compose_objects: bool = False
     """Draw a prompt that names several objects one object at a time and join them where each
-    is drawn (`vidora.pipelines.composition`), each object continuing its own frames in a
-    longer video's later chunks; text-to-video only: a given image or video already places
-    the objects, and is continued with the whole prompt."""
+    is drawn (`vidora.pipelines.composition`): in text-to-video, in image-to-video (the given
+    frame cut into one frame per object by their colour words), and in a longer video's later
+    chunks; a video given to extend is continued with the whole prompt."""
 
     def __post_init__(self) -> None:
         self.make_sampler()  # checks the sampler's name and eta
@@ -310,6 +311,10 @@ class TextToVideoPipeline:
                 frames, drawn = self._compose_chunk(
                     prompts, negatives, seeds, generators, **composing
                 )
+            elif chunk == 0 and images is not None and self.defaults.compose_objects:
+                frames, drawn = self._compose_image(
+                    prompts, negatives, seeds, generators, images, **composing
+                )
             elif drawn is not None:
                 frames = self._compose_extension(drawn, history, negatives, context, **composing)
             else:
@@ -461,17 +466,69 @@ class TextToVideoPipeline:
             first,
             progress,
         )  # (m, z, F, h, w), one sampling per object
-        joined, at = [], 0
-        for prompt_objects in objects:
-            x = latents[at]
-            for k in range(1, len(prompt_objects)):
-                x = composition.join(x, latents[at + k])
-            joined.append(x)
-            at += len(prompt_objects)
-        frames = self._decode(torch.stack(joined))
+        frames = self._decode(_join_objects(objects, latents))
         if keep_objects:
             self._keep_frames(objects, frames, latents)
         return frames
+
+    def _compose_image(
+        self,
+        prompts: list[str],
+        negatives: list[str],
+        seeds: list[int],
+        generators: list[torch.Generator],
+        images: list[np.ndarray],
+        width: int,
+        height: int,
+        steps: int,
+        guidance: float,
+        progress: Progress,
+        keep_objects: bool,
+    ) -> tuple[np.ndarray, list[list[_ObjectDraw]]]:
+        """Image-to-video with each prompt's objects drawn one at a time: each object from its
+        own cut of the prompt, given the image with the other objects painted out
+        (`composition.split_image`, which finds each object by its colour word), and the
+        samplings joined. The given image places each object, so one sampling an object. A
+        prompt whose image cannot be split (or that names one object) is drawn whole from the
+        whole image, as without composition."""
+        objects: list[list[_ObjectDraw]] = []
+        firsts: list[np.ndarray] = []
+        for prompt, seed, generator, image in zip(prompts, seeds, generators, images, strict=True):
+            parts = object_prompts(prompt)
+            split = None
+            if len(parts) > 1:
+                colours = [parse_prompt(part).objects[0].colour for part in parts]
+                split = composition.split_image(image, colours)
+            if split is None:
+                parts, split = (prompt,), [image]
+            draws = [generator] + [
+                torch.Generator().manual_seed(composition.part_seed(int(seed), k, 0))
+                for k in range(1, len(parts))
+            ]
+            objects.append([_ObjectDraw(p, g) for p, g in zip(parts, draws, strict=True)])
+            firsts += split
+        flat = [o for prompt_objects in objects for o in prompt_objects]
+        negative_texts = [
+            negative
+            for prompt_objects, negative in zip(objects, negatives, strict=True)
+            for _ in prompt_objects
+        ]
+        text, text_mask = self._encode_text([o.prompt for o in flat] + negative_texts)
+        latents = self._sample(
+            text,
+            text_mask,
+            [o.generator for o in flat],
+            width,
+            height,
+            steps,
+            guidance,
+            np.stack([f[None] for f in firsts]),
+            progress,
+        )  # (m, z, F, h, w), one sampling per object
+        frames = self._decode(_join_objects(objects, latents))
+        if keep_objects:
+            self._keep_frames(objects, frames, latents)
+        return frames, objects
 
     def _keep_frames(
         self, objects: list[list[_ObjectDraw]], joined: np.ndarray, latents: torch.Tensor
@@ -557,6 +614,19 @@ class TextToVideoPipeline:
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         states, mask = self.text_encoder.encode(prompts)
         return states.to(self.device), mask.to(self.device)
+
+
+def _join_objects(objects: list[list[_ObjectDraw]], latents: torch.Tensor) -> torch.Tensor:
+    """(m, z, F, h, w) one sampling per object, prompt after prompt -> (n, z, F, h, w) each
+    prompt's objects joined in order (`composition.join`)."""
+    joined, at = [], 0
+    for prompt_objects in objects:
+        x = latents[at]
+        for k in range(1, len(prompt_objects)):
+            x = composition.join(x, latents[at + k])
+        joined.append(x)
+        at += len(prompt_objects)
+    return torch.stack(joined)
 
 
 def builtin_weights() -> Path:
