@@ -3,7 +3,7 @@ and the pipeline drawing each object of a prompt from its own prompt."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -112,31 +112,61 @@ def pipes() -> tuple[TextToVideoPipeline, TextToVideoPipeline]:
     return plain, composed
 
 
+@dataclass
+class _Calls:
+    """What a pipeline's steps were called with and gave, call by call."""
+
+    encoded: list[list[str]] = field(default_factory=list)
+    given: list[np.ndarray | None] = field(default_factory=list)  # first frames given
+    sampled: list[torch.Tensor] = field(default_factory=list)  # latents sampled
+    decoded: list[torch.Tensor] = field(default_factory=list)  # latents decoded
+    frames: list[np.ndarray] = field(default_factory=list)  # what decoding gave
+
+
+def _spy(pipe: TextToVideoPipeline, monkeypatch: pytest.MonkeyPatch) -> _Calls:
+    """Record `pipe`'s text encoding, sampling and decoding calls (until monkeypatch undoes)."""
+    calls = _Calls()
+    encode, sample, decode = pipe._encode_text, pipe._sample, pipe._decode
+
+    def spy_encode(prompts: list[str]):
+        calls.encoded.append(prompts)
+        return encode(prompts)
+
+    def spy_sample(*args):
+        calls.given.append(args[7])
+        calls.sampled.append(sample(*args))
+        return calls.sampled[-1]
+
+    def spy_decode(latents: torch.Tensor) -> np.ndarray:
+        calls.decoded.append(latents)
+        calls.frames.append(decode(latents))
+        return calls.frames[-1]
+
+    monkeypatch.setattr(pipe, "_encode_text", spy_encode)
+    monkeypatch.setattr(pipe, "_sample", spy_sample)
+    monkeypatch.setattr(pipe, "_decode", spy_decode)
+    return calls
+
+
 def test_each_object_is_drawn_from_its_own_prompt_and_joined(
     pipes: tuple[TextToVideoPipeline, TextToVideoPipeline], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plain, composed = pipes
-    encoded: list[list[str]] = []
-    sampled: list[torch.Tensor] = []
-    decoded: list[torch.Tensor] = []
-    encode, sample, decode = composed._encode_text, composed._sample, composed._decode
-    monkeypatch.setattr(composed, "_encode_text", lambda p: encoded.append(p) or encode(p))
-    monkeypatch.setattr(composed, "_sample", lambda *a: sampled.append(sample(*a)) or sampled[-1])
-    monkeypatch.setattr(composed, "_decode", lambda x: decoded.append(x) or decode(x))
+    calls = _spy(composed, monkeypatch)
     seen: list[float] = []
     out = composed([ONE, TWO], seed=[3, 4], progress=seen.append)
 
     # The whole batch's prompts once (extension would read them), then one batch of samplings:
     # each prompt's first object, and the second object TRIES times.
     first, second = object_prompts(TWO)
-    assert encoded[0] == [ONE, TWO, "", ""]
-    assert encoded[1] == [ONE, first, *[second] * TRIES, *[""] * (2 + TRIES)]
+    assert calls.encoded[0] == [ONE, TWO, "", ""]
+    assert calls.encoded[1] == [ONE, first, *[second] * TRIES, *[""] * (2 + TRIES)]
     # What is decoded: the one-object prompt's sampling, and the two objects' joined, the
     # second taken from its least overlapping try.
-    ((alone, base, *tries),) = sampled
+    ((alone, base, *tries),) = calls.sampled
     drawn = foreground(base)[1]
     best = min(tries, key=lambda c: overlap(foreground(c)[1], drawn))
-    (latents,) = decoded
+    (latents,) = calls.decoded
     assert torch.equal(latents[0], alone)
     assert torch.equal(latents[1], join(base, best))
     assert seen == sorted(seen) and seen[-1] == 1.0
@@ -183,29 +213,16 @@ def test_a_given_image_is_split_and_each_object_drawn_from_its_own_part(
 ) -> None:
     plain, composed = pipes
     image = _two_squares()
-    encoded: list[list[str]] = []
-    sampled: list[torch.Tensor] = []
-    given: list[np.ndarray | None] = []
-    decoded: list[torch.Tensor] = []
-    encode, sample, decode = composed._encode_text, composed._sample, composed._decode
-    monkeypatch.setattr(composed, "_encode_text", lambda p: encoded.append(p) or encode(p))
-
-    def spy_sample(*args):
-        given.append(args[7])
-        sampled.append(sample(*args))
-        return sampled[-1]
-
-    monkeypatch.setattr(composed, "_sample", spy_sample)
-    monkeypatch.setattr(composed, "_decode", lambda x: decoded.append(x) or decode(x))
+    calls = _spy(composed, monkeypatch)
     video = composed(TWO, seed=2, image=image).videos[0]
     monkeypatch.undo()
 
     first, second = object_prompts(TWO)
-    assert encoded[1] == [first, second, "", ""]
-    ((one, two),) = given
+    assert calls.encoded[1] == [first, second, "", ""]
+    ((one, two),) = calls.given
     assert np.array_equal(np.stack([one[0], two[0]]), np.stack(split_image(image, ["red", "blue"])))
-    ((base, part),) = sampled
-    assert torch.equal(decoded[0][0], join(base, part))
+    ((base, part),) = calls.sampled
+    assert torch.equal(calls.decoded[0][0], join(base, part))
     assert video.shape == (32, 64, 64, 3)
     # An image that cannot be split (no objects in it), and a video to extend, go to the whole
     # prompt, as without composition.
@@ -222,20 +239,7 @@ def test_a_longer_composed_video_continues_each_object_from_its_own_prompt(
 ) -> None:
     plain, composed = pipes
     short = composed(TWO, seed=4).videos[0]
-    encoded: list[list[str]] = []
-    sampled: list[torch.Tensor] = []
-    given: list[np.ndarray | None] = []
-    decoded: list[np.ndarray] = []
-    encode, sample, decode = composed._encode_text, composed._sample, composed._decode
-    monkeypatch.setattr(composed, "_encode_text", lambda p: encoded.append(p) or encode(p))
-
-    def spy_sample(*args):
-        given.append(args[7])
-        sampled.append(sample(*args))
-        return sampled[-1]
-
-    monkeypatch.setattr(composed, "_sample", spy_sample)
-    monkeypatch.setattr(composed, "_decode", lambda x: decoded.append(decode(x)) or decoded[-1])
+    calls = _spy(composed, monkeypatch)
     eight = composed(TWO, seed=4, seconds=8).videos[0]
     monkeypatch.undo()
 
@@ -245,23 +249,23 @@ def test_a_longer_composed_video_continues_each_object_from_its_own_prompt(
     assert eight.shape == (64, 64, 64, 3)
     assert np.array_equal(eight[:32], short)
     first, second = object_prompts(TWO)
-    assert encoded[2] == encoded[3] == [first, second, "", ""]
-    base, *tries = sampled[0]
+    assert calls.encoded[2] == calls.encoded[3] == [first, second, "", ""]
+    base, *tries = calls.sampled[0]
     best = min(tries, key=lambda c: overlap(foreground(c)[1], foreground(base)[1]))
-    own = decode(torch.stack([base, best]))[:, :32]  # each object's own first 4 s
-    assert given[0] is None
+    own = composed._decode(torch.stack([base, best]))[:, :32]  # each object's own first 4 s
+    assert calls.given[0] is None
     contexts = [painted_out(short[-5:], own[k][-5:], [own[1 - k][-5:]]) for k in (0, 1)]
-    assert np.array_equal(given[1], np.stack(contexts))
+    assert np.array_equal(calls.given[1], np.stack(contexts))
     # Each extension's objects are joined, and what is decoded from the join is the video.
-    assert len(sampled[1]) == len(sampled[2]) == 2
-    joined = join(sampled[1][0], sampled[1][1])
-    assert np.array_equal(decoded[2][0], decode(joined[None])[0])
-    assert np.array_equal(eight[32:59], decoded[2][0][5:32])
+    assert len(calls.sampled[1]) == len(calls.sampled[2]) == 2
+    joined = join(calls.sampled[1][0], calls.sampled[1][1])
+    assert np.array_equal(calls.frames[2][0], composed._decode(joined[None])[0])
+    assert np.array_equal(eight[32:59], calls.frames[2][0][5:32])
     # The next extension paints out each object's own second chunk.
-    own = decode(sampled[1])[:, :32]
-    video = decoded[2][0][:32]
+    own = composed._decode(calls.sampled[1])[:, :32]
+    video = calls.frames[2][0][:32]
     contexts = [painted_out(video[-5:], own[k][-5:], [own[1 - k][-5:]]) for k in (0, 1)]
-    assert np.array_equal(given[2], np.stack(contexts))
+    assert np.array_equal(calls.given[2], np.stack(contexts))
     # A one-object prompt's long video is drawn as without composition, and a batch makes the
     # videos its prompts make one at a time (to within a level: other matmul shapes).
     alone = composed(ONE, seed=3, seconds=8).videos[0]

@@ -128,8 +128,8 @@ def split_image(image: np.ndarray, colours: list[str]) -> list[np.ndarray] | Non
 def painted_out(joined: np.ndarray, own: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
     """(T, H, W, 3) frames of a joined video with the other objects painted out: where another
     object's own frames show it and this object's own frames do not, the frame's median colour.
-    An object continued from this (not from its own frames) continues what the joined video
-    showed of it, so the next chunk meets the last without a jump."""
+    An object continued from this, not from its own sampling's frames, starts from what the
+    joined video showed of it (fewer jumps at the seam, MODEL.md, "v17: one object at a time")."""
     mine = pixel_foreground(own)
     theirs = np.zeros_like(mine)
     for other in others:

@@ -117,11 +117,24 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class _Drawing:
+    """How a composed chunk is drawn: the size, steps and guidance, the chunk's progress, and
+    whether each object's own frames are kept for a chunk after it."""
+
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    progress: Progress
+    keep_objects: bool
+
+
 @dataclass
 class _ObjectDraw:
-    """One object of a composed video (`TextToVideoPipeline._compose_chunk`): its own prompt,
-    its generator, and the frames its sampling drew last (T, H, W, 3), which the next chunk
-    continues."""
+    """One object of a composed video (`TextToVideoPipeline._compose_chunk`, `_compose_image`):
+    its own prompt, its generator, and the frames its sampling drew last (T, H, W, 3), from
+    which the next chunk finds where it is."""
 
     prompt: str
     generator: torch.Generator
@@ -299,24 +312,16 @@ class TextToVideoPipeline:
                 if progress:
                     progress((chunk + share) / chunks)
 
-            composing = dict(
-                width=width,
-                height=height,
-                steps=steps,
-                guidance=guidance,
-                progress=chunk_progress,
-                keep_objects=chunk + 1 < chunks,  # each object's own frames go on to the next
-            )
+            # Each object's own frames go on to the next chunk, if there is one.
+            how = _Drawing(width, height, steps, guidance, chunk_progress, chunk + 1 < chunks)
             if first is None and self.defaults.compose_objects:
-                frames, drawn = self._compose_chunk(
-                    prompts, negatives, seeds, generators, **composing
-                )
+                frames, drawn = self._compose_chunk(prompts, negatives, seeds, generators, how)
             elif chunk == 0 and images is not None and self.defaults.compose_objects:
                 frames, drawn = self._compose_image(
-                    prompts, negatives, seeds, generators, images, **composing
+                    prompts, negatives, seeds, generators, images, how
                 )
             elif drawn is not None:
-                frames = self._compose_extension(drawn, history, negatives, context, **composing)
+                frames = self._compose_extension(drawn, history, negatives, context, how)
             else:
                 latents = self._sample(
                     text,
@@ -364,12 +369,7 @@ class TextToVideoPipeline:
         negatives: list[str],
         seeds: list[int],
         generators: list[torch.Generator],
-        width: int,
-        height: int,
-        steps: int,
-        guidance: float,
-        progress: Progress,
-        keep_objects: bool,
+        how: _Drawing,
     ) -> tuple[np.ndarray, list[list[_ObjectDraw]]]:
         """Text-to-video's first chunk with each prompt's objects drawn one at a time and
         joined (`vidora.pipelines.composition`): one batch of samplings, each prompt's first
@@ -398,7 +398,15 @@ class TextToVideoPipeline:
         ]
         text, text_mask = self._encode_text(texts + negative_texts)
         latents = self._sample(
-            text, text_mask, draws, width, height, steps, guidance, None, progress
+            text,
+            text_mask,
+            draws,
+            how.width,
+            how.height,
+            how.steps,
+            how.guidance,
+            None,
+            how.progress,
         )  # (m, z, F, h, w), m samplings
         joined, chosen, objects, at = [], [], [], 0
         for prompt_parts in parts:
@@ -415,7 +423,7 @@ class TextToVideoPipeline:
             joined.append(x)
             objects.append(kept)
         frames = self._decode(torch.stack(joined))
-        if keep_objects:
+        if how.keep_objects:
             self._keep_frames(objects, frames, latents[chosen])
         return frames, objects
 
@@ -425,25 +433,13 @@ class TextToVideoPipeline:
         videos: list[np.ndarray],
         negatives: list[str],
         context: int,
-        width: int,
-        height: int,
-        steps: int,
-        guidance: float,
-        progress: Progress,
-        keep_objects: bool,
+        how: _Drawing,
     ) -> np.ndarray:
         """A composed video's next chunk: each object continues from its own prompt and
         generator (one object alone, as extension draws it best), given the joined video's last
         frames (`videos`, one per prompt) with the other objects painted out
         (`composition.painted_out`), and the objects' new latents are joined as the first
         chunk's were. Gives the joined frames."""
-        draws = [o for prompt_objects in objects for o in prompt_objects]
-        negative_texts = [
-            negative
-            for prompt_objects, negative in zip(objects, negatives, strict=True)
-            for _ in prompt_objects
-        ]
-        text, text_mask = self._encode_text([o.prompt for o in draws] + negative_texts)
         first = np.stack(
             [
                 composition.painted_out(
@@ -455,21 +451,7 @@ class TextToVideoPipeline:
                 for o in prompt_objects
             ]
         )  # (m, k, H, W, 3): each object's context
-        latents = self._sample(
-            text,
-            text_mask,
-            [o.generator for o in draws],
-            width,
-            height,
-            steps,
-            guidance,
-            first,
-            progress,
-        )  # (m, z, F, h, w), one sampling per object
-        frames = self._decode(_join_objects(objects, latents))
-        if keep_objects:
-            self._keep_frames(objects, frames, latents)
-        return frames
+        return self._draw_objects(objects, negatives, first, how)
 
     def _compose_image(
         self,
@@ -478,12 +460,7 @@ class TextToVideoPipeline:
         seeds: list[int],
         generators: list[torch.Generator],
         images: list[np.ndarray],
-        width: int,
-        height: int,
-        steps: int,
-        guidance: float,
-        progress: Progress,
-        keep_objects: bool,
+        how: _Drawing,
     ) -> tuple[np.ndarray, list[list[_ObjectDraw]]]:
         """Image-to-video with each prompt's objects drawn one at a time: each object from its
         own cut of the prompt, given the image with the other objects painted out
@@ -507,6 +484,20 @@ class TextToVideoPipeline:
             ]
             objects.append([_ObjectDraw(p, g) for p, g in zip(parts, draws, strict=True)])
             firsts += split
+        first = np.stack([f[None] for f in firsts])  # (m, 1, H, W, 3)
+        frames = self._draw_objects(objects, negatives, first, how)
+        return frames, objects
+
+    def _draw_objects(
+        self,
+        objects: list[list[_ObjectDraw]],
+        negatives: list[str],
+        first: np.ndarray,
+        how: _Drawing,
+    ) -> np.ndarray:
+        """One sampling per object (its own prompt and generator, its first frames `first`,
+        (m, k, H, W, 3), given), each prompt's samplings joined in order and decoded; with
+        `keep_objects` each object keeps its own frames for the next chunk."""
         flat = [o for prompt_objects in objects for o in prompt_objects]
         negative_texts = [
             negative
@@ -518,17 +509,24 @@ class TextToVideoPipeline:
             text,
             text_mask,
             [o.generator for o in flat],
-            width,
-            height,
-            steps,
-            guidance,
-            np.stack([f[None] for f in firsts]),
-            progress,
+            how.width,
+            how.height,
+            how.steps,
+            how.guidance,
+            first,
+            how.progress,
         )  # (m, z, F, h, w), one sampling per object
-        frames = self._decode(_join_objects(objects, latents))
-        if keep_objects:
+        joined, at = [], 0
+        for prompt_objects in objects:
+            x = latents[at]
+            for k in range(1, len(prompt_objects)):
+                x = composition.join(x, latents[at + k])
+            joined.append(x)
+            at += len(prompt_objects)
+        frames = self._decode(torch.stack(joined))
+        if how.keep_objects:
             self._keep_frames(objects, frames, latents)
-        return frames, objects
+        return frames
 
     def _keep_frames(
         self, objects: list[list[_ObjectDraw]], joined: np.ndarray, latents: torch.Tensor
@@ -614,19 +612,6 @@ class TextToVideoPipeline:
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         states, mask = self.text_encoder.encode(prompts)
         return states.to(self.device), mask.to(self.device)
-
-
-def _join_objects(objects: list[list[_ObjectDraw]], latents: torch.Tensor) -> torch.Tensor:
-    """(m, z, F, h, w) one sampling per object, prompt after prompt -> (n, z, F, h, w) each
-    prompt's objects joined in order (`composition.join`)."""
-    joined, at = [], 0
-    for prompt_objects in objects:
-        x = latents[at]
-        for k in range(1, len(prompt_objects)):
-            x = composition.join(x, latents[at + k])
-        joined.append(x)
-        at += len(prompt_objects)
-    return torch.stack(joined)
 
 
 def builtin_weights() -> Path:
