@@ -156,11 +156,10 @@ def test_each_object_is_drawn_from_its_own_prompt_and_joined(
     seen: list[float] = []
     out = composed([ONE, TWO], seed=[3, 4], progress=seen.append)
 
-    # The whole batch's prompts once (extension would read them), then one batch of samplings:
-    # each prompt's first object, and the second object TRIES times.
+    # One batch of samplings, and only its prompts encoded (never the whole two-object
+    # prompt): each prompt's first object, and the second object TRIES times.
     first, second = object_prompts(TWO)
-    assert calls.encoded[0] == [ONE, TWO, "", ""]
-    assert calls.encoded[1] == [ONE, first, *[second] * TRIES, *[""] * (2 + TRIES)]
+    assert calls.encoded == [[ONE, first, *[second] * TRIES, *[""] * (2 + TRIES)]]
     # What is decoded: the one-object prompt's sampling, and the two objects' joined, the
     # second taken from its least overlapping try.
     ((alone, base, *tries),) = calls.sampled
@@ -218,7 +217,7 @@ def test_a_given_image_is_split_and_each_object_drawn_from_its_own_part(
     monkeypatch.undo()
 
     first, second = object_prompts(TWO)
-    assert calls.encoded[1] == [first, second, "", ""]
+    assert calls.encoded == [[first, second, "", ""]]
     ((one, two),) = calls.given
     assert np.array_equal(np.stack([one[0], two[0]]), np.stack(split_image(image, ["red", "blue"])))
     ((base, part),) = calls.sampled
@@ -249,7 +248,7 @@ def test_a_longer_composed_video_continues_each_object_from_its_own_prompt(
     assert eight.shape == (64, 64, 64, 3)
     assert np.array_equal(eight[:32], short)
     first, second = object_prompts(TWO)
-    assert calls.encoded[2] == calls.encoded[3] == [first, second, "", ""]
+    assert calls.encoded[1] == calls.encoded[2] == [first, second, "", ""]
     base, *tries = calls.sampled[0]
     best = min(tries, key=lambda c: overlap(foreground(c)[1], foreground(base)[1]))
     own = composed._decode(torch.stack([base, best]))[:, :32]  # each object's own first 4 s

@@ -83,16 +83,27 @@ background (blue on navy, purple or green on gray, about 110)."""
 def pixel_foreground(frames: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, H, W) bool: where each frame shows an object, a pixel wide
     around it, read as colour far from the frame's median (its background)."""
-    mask = torch.from_numpy(_far_from_background(frames)).float()[:, None]  # (T, 1, H, W)
-    return F.max_pool2d(mask, 3, stride=1, padding=1)[:, 0].bool().numpy()
+    return _widen(_far_from_background(frames))
+
+
+def _backgrounds(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) -> (T, 3): each frame's median colour, its background where objects cover
+    a minority of it."""
+    return np.median(frames.reshape(len(frames), -1, 3), axis=1)
 
 
 def _far_from_background(frames: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, H, W) bool: colour over `PIXEL_CONTRAST` from the frame's
     median."""
-    video = torch.from_numpy(np.ascontiguousarray(frames)).float()  # (T, H, W, 3)
-    background = video.flatten(1, 2).median(dim=1).values[:, None, None]  # (T, 1, 1, 3)
-    return ((video - background).norm(dim=-1) > PIXEL_CONTRAST).numpy()
+    distance = np.linalg.norm(frames - _backgrounds(frames)[:, None, None], axis=-1)
+    return distance > PIXEL_CONTRAST
+
+
+def _widen(mask: np.ndarray) -> np.ndarray:
+    """(T, H, W) bool, widened by a pixel each way (an object's edge blends into the
+    background)."""
+    widened = F.max_pool2d(torch.from_numpy(mask).float()[:, None], 3, stride=1, padding=1)
+    return widened[:, 0].bool().numpy()
 
 
 def split_image(image: np.ndarray, colours: list[str]) -> list[np.ndarray] | None:
@@ -108,16 +119,17 @@ def split_image(image: np.ndarray, colours: list[str]) -> list[np.ndarray] | Non
         named = np.array([ImageColor.getrgb(c)[:3] for c in colours], float)  # (k, 3)
     except ValueError:
         return None
-    far = _far_from_background(image[None])[0]  # (H, W)
-    regions, count = ndimage.label(pixel_foreground(image[None])[0])  # (H, W) 0 = background
-    owners = []
-    for region in range(1, count + 1):
-        core = (regions == region) & far
-        mean = image[core].mean(axis=0) if core.any() else image[regions == region].mean(axis=0)
-        owners.append(int(np.linalg.norm(named - mean, axis=1).argmin()))
+    far = _far_from_background(image[None])  # (1, H, W)
+    regions, count = ndimage.label(_widen(far)[0])  # (H, W), 0 the background
+    # Each region's colour is its far pixels' mean (every region holds some: it is far
+    # pixels widened), without the edge blended into the background.
+    owners = [
+        int(np.linalg.norm(named - image[(regions == r) & far[0]].mean(axis=0), axis=1).argmin())
+        for r in range(1, count + 1)
+    ]
     if set(owners) != set(range(len(colours))):
         return None
-    background = np.median(image.reshape(-1, 3), axis=0).astype(np.uint8)  # (3,)
+    background = _backgrounds(image[None])[0].astype(np.uint8)  # (3,)
     parts = []
     for k in range(len(colours)):
         others = np.isin(regions, [r + 1 for r, owner in enumerate(owners) if owner != k])
@@ -134,8 +146,7 @@ def painted_out(joined: np.ndarray, own: np.ndarray, others: list[np.ndarray]) -
     theirs = np.zeros_like(mine)
     for other in others:
         theirs |= pixel_foreground(other)
-    background = np.median(joined.reshape(len(joined), -1, 3), axis=1)  # (T, 3)
-    fill = np.broadcast_to(background[:, None, None], joined.shape).astype(np.uint8)
+    fill = _backgrounds(joined).astype(np.uint8)[:, None, None]  # (T, 1, 1, 3)
     return np.where((theirs & ~mine)[..., None], fill, joined)
 
 

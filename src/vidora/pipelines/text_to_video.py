@@ -285,9 +285,11 @@ class TextToVideoPipeline:
         for frames in videos or []:
             _check_frames(frames, width, height, "video")
 
-        # 2. Encode the prompts (and negatives) once for every chunk.
-        text, text_mask = self._encode_text(prompts + negatives)  # (2n, L, D), (2n, L)
+        # 2. One generator per prompt; the whole prompts are encoded once, when a chunk first
+        # draws them whole (a composed video draws each object from its own prompt instead).
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        text = text_mask = None
+        compose = self.defaults.compose_objects and videos is None
 
         # 3. Generate chunk by chunk: the first from the prompt (and image), later ones extending.
         target = seconds * FPS
@@ -314,15 +316,17 @@ class TextToVideoPipeline:
 
             # Each object's own frames go on to the next chunk, if there is one.
             how = _Drawing(width, height, steps, guidance, chunk_progress, chunk + 1 < chunks)
-            if first is None and self.defaults.compose_objects:
-                frames, drawn = self._compose_chunk(prompts, negatives, seeds, generators, how)
-            elif chunk == 0 and images is not None and self.defaults.compose_objects:
+            if drawn is not None:
+                frames = self._compose_extension(drawn, history, negatives, context, how)
+            elif compose and images is not None:
                 frames, drawn = self._compose_image(
                     prompts, negatives, seeds, generators, images, how
                 )
-            elif drawn is not None:
-                frames = self._compose_extension(drawn, history, negatives, context, how)
+            elif compose:
+                frames, drawn = self._compose_chunk(prompts, negatives, seeds, generators, how)
             else:
+                if text is None:
+                    text, text_mask = self._encode_text(prompts + negatives)  # (2n, L, D)
                 latents = self._sample(
                     text,
                     text_mask,
@@ -380,44 +384,29 @@ class TextToVideoPipeline:
         `_compose_extension` continues it."""
         parts = [object_prompts(p) for p in prompts]
         tries = composition.TRIES
-        texts: list[str] = []
-        draws: list[torch.Generator] = []
-        for prompt_parts, seed, generator in zip(parts, seeds, generators, strict=True):
-            texts.append(prompt_parts[0])
-            draws.append(generator)
-            for k, part in enumerate(prompt_parts[1:], start=1):
-                texts += [part] * tries
-                draws += [
-                    torch.Generator().manual_seed(composition.part_seed(int(seed), k, attempt))
-                    for attempt in range(tries)
-                ]
-        negative_texts = [
-            negative
-            for prompt_parts, negative in zip(parts, negatives, strict=True)
-            for _ in range(1 + tries * (len(prompt_parts) - 1))
+        samplings = [
+            [_ObjectDraw(prompt_parts[0], generator)]
+            + [
+                _ObjectDraw(part, torch.Generator().manual_seed(composition.part_seed(seed, k, t)))
+                for k, part in enumerate(prompt_parts[1:], start=1)
+                for t in range(tries)
+            ]
+            for prompt_parts, seed, generator in zip(
+                parts, map(int, seeds), generators, strict=True
+            )
         ]
-        text, text_mask = self._encode_text(texts + negative_texts)
-        latents = self._sample(
-            text,
-            text_mask,
-            draws,
-            how.width,
-            how.height,
-            how.steps,
-            how.guidance,
-            None,
-            how.progress,
-        )  # (m, z, F, h, w), m samplings
+        draws = [d for prompt_samplings in samplings for d in prompt_samplings]
+        latents = self._sample_objects(samplings, negatives, None, how)  # (m, z, F, h, w)
         joined, chosen, objects, at = [], [], [], 0
         for prompt_parts in parts:
             x = latents[at]
-            kept = [_ObjectDraw(prompt_parts[0], draws[at])]
+            kept = [draws[at]]
             chosen.append(at)
             at += 1
-            for part in prompt_parts[1:]:
+            for _ in prompt_parts[1:]:
                 best = at + composition.least_overlapping(x, latents[at : at + tries])
                 x = composition.join(x, latents[best])
-                kept.append(_ObjectDraw(part, draws[best]))
+                kept.append(draws[best])
                 chosen.append(best)
                 at += tries
             joined.append(x)
@@ -498,24 +487,7 @@ class TextToVideoPipeline:
         """One sampling per object (its own prompt and generator, its first frames `first`,
         (m, k, H, W, 3), given), each prompt's samplings joined in order and decoded; with
         `keep_objects` each object keeps its own frames for the next chunk."""
-        flat = [o for prompt_objects in objects for o in prompt_objects]
-        negative_texts = [
-            negative
-            for prompt_objects, negative in zip(objects, negatives, strict=True)
-            for _ in prompt_objects
-        ]
-        text, text_mask = self._encode_text([o.prompt for o in flat] + negative_texts)
-        latents = self._sample(
-            text,
-            text_mask,
-            [o.generator for o in flat],
-            how.width,
-            how.height,
-            how.steps,
-            how.guidance,
-            first,
-            how.progress,
-        )  # (m, z, F, h, w), one sampling per object
+        latents = self._sample_objects(objects, negatives, first, how)  # (m, z, F, h, w)
         joined, at = [], 0
         for prompt_objects in objects:
             x = latents[at]
@@ -527,6 +499,35 @@ class TextToVideoPipeline:
         if how.keep_objects:
             self._keep_frames(objects, frames, latents)
         return frames
+
+    def _sample_objects(
+        self,
+        samplings: list[list[_ObjectDraw]],
+        negatives: list[str],
+        first: np.ndarray | None,
+        how: _Drawing,
+    ) -> torch.Tensor:
+        """One batch of samplings, each from its own prompt and generator, prompt after prompt
+        (`samplings`, with each prompt's negative), its first frames given when `first`
+        (m, k, H, W, 3) is: (m, z, F, h, w) latents."""
+        draws = [d for prompt_samplings in samplings for d in prompt_samplings]
+        negative_texts = [
+            negative
+            for prompt_samplings, negative in zip(samplings, negatives, strict=True)
+            for _ in prompt_samplings
+        ]
+        text, text_mask = self._encode_text([d.prompt for d in draws] + negative_texts)
+        return self._sample(
+            text,
+            text_mask,
+            [d.generator for d in draws],
+            how.width,
+            how.height,
+            how.steps,
+            how.guidance,
+            first,
+            how.progress,
+        )
 
     def _keep_frames(
         self, objects: list[list[_ObjectDraw]], joined: np.ndarray, latents: torch.Tensor
