@@ -586,6 +586,39 @@ def train_dit(
     _train("dit", config, overrides, minutes)
 
 
+@train_app.command("reader")
+def train_reader(
+    out: str = typer.Option(
+        ..., "-o", "--out", metavar="OUT.safetensors", help="Release to write."
+    ),
+    checkpoint: str | None = typer.Option(
+        None, "--checkpoint", metavar="PATH", help="Release to add it to (default: built-in)."
+    ),
+    captions: int = typer.Option(3000, "--captions", min=100, help="Training captions to fit on."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the captions drawn."),
+    note: str | None = typer.Option(None, "--note", help="The release note to write in it."),
+) -> None:
+    """Fit the prompt reader on Shapes World's training captions and write a release with it:
+    prompts it can read are rewritten in the training wording before the DiT sees them."""
+    from rich.console import Console
+
+    from vidora.pipelines import TextToVideoPipeline
+    from vidora.pipelines.text_to_video import builtin_weights
+    from vidora.train.checkpoint import load_checkpoint_info
+    from vidora.train.prompt_reader import fit_prompt_reader
+
+    console = Console()
+    source = checkpoint or str(builtin_weights())
+    pipeline = TextToVideoPipeline.from_pretrained(source)
+    with console.status(f"fitting the prompt reader on {captions} training captions"):
+        reader, report = fit_prompt_reader(pipeline.text_encoder, captions, seed, console.log)
+    pipeline.reader = reader
+    meta = {**load_checkpoint_info(source)[1], "reader": report}
+    if note is not None:
+        meta["release_note"] = note
+    console.print(f"wrote {pipeline.save_pretrained(out, meta=meta, half=True)}")
+
+
 @train_app.command("text-subset")
 def train_text_subset(
     out_dir: str = typer.Argument(..., metavar="OUT_DIR", help="Folder to write it to."),

@@ -114,9 +114,9 @@ def test_compose_turns_object_by_object_drawing_on_and_off(
     composed: list[list[str]] = []
     compose = TextToVideoPipeline._compose_chunk
 
-    def spy(self, prompts, *args, **kwargs):
-        composed.append(prompts)
-        return compose(self, prompts, *args, **kwargs)
+    def spy(self, readings, *args, **kwargs):
+        composed.append([r.whole for r in readings])
+        return compose(self, readings, *args, **kwargs)
 
     monkeypatch.setattr(TextToVideoPipeline, "_compose_chunk", spy)
     two = "a red circle moving right and a blue square rising on a black background"

@@ -26,6 +26,7 @@ import torch
 
 from vidora.flow import SAMPLERS, EulerSampler, Sampler, classifier_free_guidance
 from vidora.models.dit import DiT, DiTConfig
+from vidora.models.prompt_reader import PromptReader
 from vidora.models.text_encoder import BUILTIN, TextEncoder, load_text_encoder
 from vidora.models.vae import VAEConfig, VideoVAE, latent_frames, to_unit_range
 from vidora.pipelines import composition
@@ -130,6 +131,16 @@ class _Drawing:
     keep_objects: bool
 
 
+@dataclass(frozen=True)
+class _Read:
+    """A prompt as the DiT is given it: whole, one prompt per object (the whole alone when it
+    names one object or cannot be cut), and each object's colour word (None: not known)."""
+
+    whole: str
+    parts: tuple[str, ...]
+    colours: tuple[str, ...] | None
+
+
 @dataclass
 class _ObjectDraw:
     """One object of a composed video (`TextToVideoPipeline._compose_chunk`, `_compose_image`):
@@ -150,11 +161,15 @@ class TextToVideoPipeline:
         dit: DiT,
         text_encoder: TextEncoder,
         defaults: GenerationDefaults | None = None,
+        reader: PromptReader | None = None,
     ):
         self.vae = vae.eval().requires_grad_(False)
         self.dit = dit.eval().requires_grad_(False)
         self.text_encoder = text_encoder
         self.defaults = defaults or GenerationDefaults()
+        self.reader = reader
+        """Rewrites each prompt it can read in the training wording (`vidora.models.prompt_reader`);
+        None: prompts are drawn as written."""
         self._empty: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -184,17 +199,21 @@ class TextToVideoPipeline:
         dit.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("dit.")})
         defaults = GenerationDefaults(**config.get("defaults", {}))
         text_encoder = load_text_encoder(config.get("text_encoder", BUILTIN))
-        return cls(vae.to(device), dit.to(device), text_encoder.to(device), defaults)
+        reader = None
+        if "reader" in config:
+            cpu = {k: v.cpu() for k, v in tensors.items() if k.startswith("reader.")}
+            reader = PromptReader.from_release(cpu, config["reader"])
+        return cls(vae.to(device), dit.to(device), text_encoder.to(device), defaults, reader)
 
     @classmethod
     def tiny_random(
-        cls, seed: int = 0, defaults: GenerationDefaults | None = None
+        cls, seed: int = 0, defaults: GenerationDefaults | None = None, text_dim: int = 32
     ) -> TextToVideoPipeline:
         """A 2-layer random system built in milliseconds, for tests: real code, random videos."""
         from vidora.models.dit import DIT_PRESETS
         from vidora.models.vae import VAE_PRESETS
 
-        text_encoder = TextEncoder.tiny_random(seed)
+        text_encoder = TextEncoder.tiny_random(seed, dim=text_dim)
         torch.manual_seed(seed)
         vae = VideoVAE(VAE_PRESETS["tiny"]())
         dit_cfg = DIT_PRESETS["tiny"]()
@@ -230,6 +249,9 @@ class TextToVideoPipeline:
             "text_encoder": self.text_encoder.name,
             "defaults": asdict(self.defaults),
         }
+        if self.reader is not None:  # small, and kept in float32 (its scores are compared)
+            tensors.update(self.reader.tensors())
+            config["reader"] = self.reader.config()
         return save_checkpoint(path, tensors, config, meta or {})
 
     # -----------------------------------------------------------------------------------
@@ -285,8 +307,11 @@ class TextToVideoPipeline:
         for frames in videos or []:
             _check_frames(frames, width, height, "video")
 
-        # 2. One generator per prompt; the whole prompts are encoded once, when a chunk first
-        # draws them whole (a composed video draws each object from its own prompt instead).
+        # 2. Each prompt as the DiT will read it, one generator per prompt; the whole prompts
+        # are encoded once, when a chunk first draws them whole (a composed video draws each
+        # object from its own prompt instead).
+        readings = [self._read(p) for p in prompts]
+        wholes = [r.whole for r in readings]
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         text = text_mask = None
         compose = self.defaults.compose_objects and videos is None
@@ -320,13 +345,13 @@ class TextToVideoPipeline:
                 frames = self._compose_extension(drawn, history, negatives, context, how)
             elif compose and images is not None:
                 frames, drawn = self._compose_image(
-                    prompts, negatives, seeds, generators, images, how
+                    readings, negatives, seeds, generators, images, how
                 )
             elif compose:
-                frames, drawn = self._compose_chunk(prompts, negatives, seeds, generators, how)
+                frames, drawn = self._compose_chunk(readings, negatives, seeds, generators, how)
             else:
                 if text is None:
-                    text, text_mask = self._encode_text(prompts + negatives)  # (2n, L, D)
+                    text, text_mask = self._encode_text(wholes + negatives)  # (2n, L, D)
                 latents = self._sample(
                     text,
                     text_mask,
@@ -349,6 +374,7 @@ class TextToVideoPipeline:
         settings = [
             {
                 "prompt": p,
+                "read_as": whole,
                 "negative_prompt": neg,
                 "size": size,
                 "seconds": seconds,
@@ -363,13 +389,29 @@ class TextToVideoPipeline:
                 "image": images is not None,
                 "extends": videos is not None,
             }
-            for p, neg, s in zip(prompts, negatives, seeds, strict=True)
+            for p, whole, neg, s in zip(prompts, wholes, negatives, seeds, strict=True)
         ]
         return VideoOutput([o[:target] for o in out], FPS, settings)
 
+    def _read(self, prompt: str) -> _Read:
+        """The prompt as the DiT is given it: with a reader, in the training wording (whole and
+        per object), as written when the reader cannot read it (drawn whole); without one, as
+        written, cut per object by `object_prompts`."""
+        if self.reader is None:
+            parts = object_prompts(prompt)
+            colours = None
+            if len(parts) > 1:
+                colours = tuple(parse_prompt(part).objects[0].colour for part in parts)
+            return _Read(prompt, parts, colours)
+        reading = self.reader.read(self.text_encoder, prompt)
+        if reading is None:
+            return _Read(prompt, (prompt,), None)
+        colours = tuple(o.colour for o in reading.objects)
+        return _Read(reading.prompt, reading.object_prompts, colours)
+
     def _compose_chunk(
         self,
-        prompts: list[str],
+        readings: list[_Read],
         negatives: list[str],
         seeds: list[int],
         generators: list[torch.Generator],
@@ -382,7 +424,7 @@ class TextToVideoPipeline:
         the objects already drawn least joined in. Gives the joined frames and, per prompt,
         each object's prompt, generator and (with `keep_objects`) its own frames, from which
         `_compose_extension` continues it."""
-        parts = [object_prompts(p) for p in prompts]
+        parts = [r.parts for r in readings]
         tries = composition.TRIES
         samplings = [
             [_ObjectDraw(prompt_parts[0], generator)]
@@ -444,7 +486,7 @@ class TextToVideoPipeline:
 
     def _compose_image(
         self,
-        prompts: list[str],
+        readings: list[_Read],
         negatives: list[str],
         seeds: list[int],
         generators: list[torch.Generator],
@@ -459,14 +501,12 @@ class TextToVideoPipeline:
         whole image, as without composition."""
         objects: list[list[_ObjectDraw]] = []
         firsts: list[np.ndarray] = []
-        for prompt, seed, generator, image in zip(prompts, seeds, generators, images, strict=True):
-            parts = object_prompts(prompt)
-            split = None
-            if len(parts) > 1:
-                colours = [parse_prompt(part).objects[0].colour for part in parts]
-                split = composition.split_image(image, colours)
+        for read, seed, generator, image in zip(readings, seeds, generators, images, strict=True):
+            parts, split = read.parts, None
+            if len(parts) > 1 and read.colours is not None:
+                split = composition.split_image(image, list(read.colours))
             if split is None:
-                parts, split = (prompt,), [image]
+                parts, split = (read.whole,), [image]
             draws = [generator] + [
                 torch.Generator().manual_seed(composition.part_seed(int(seed), k, 0))
                 for k in range(1, len(parts))

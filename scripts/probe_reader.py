@@ -1,0 +1,80 @@
+"""How often a release's prompt reader reads a split's prompts as the judge does.
+
+For each split and seed, reads the first N prompts with the release's prompt reader
+(`vidora.models.prompt_reader`) and compares each object's (colour, shape, motion) with what the
+judge's parser (`vidora.world.captions.parse_prompt`, which knows both wordings' words) reads.
+Prints one JSON object: per split, prompts read right whole, objects read right, prompts the
+reader could not read (drawn as written), and, per attribute, how often a read object's concept
+was right, with a few examples of each kind of miss. No video is drawn.
+
+    python scripts/probe_reader.py --seeds 0,1,2 -n 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+from vidora.pipelines.text_to_video import TextToVideoPipeline
+from vidora.world.captions import parse_prompt
+from vidora.world.splits import get_clip
+
+SPLITS = ("eval-seen", "eval-wording", "eval-composition")
+ATTRIBUTES = ("colour", "shape", "motion")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="a release file (default: the built-in one)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("-n", type=int, default=200, help="prompts per split and seed")
+    args = parser.parse_args()
+    pipe = TextToVideoPipeline.from_pretrained(args.checkpoint)
+    if pipe.reader is None:
+        raise SystemExit("this release has no prompt reader (vidora train reader adds one)")
+    report = {}
+    for split in SPLITS:
+        tally: Counter = Counter()
+        misses: list[dict] = []
+        for seed in map(int, args.seeds.split(",")):
+            for index in range(args.n):
+                prompt = get_clip(split, index, seed).caption
+                truth = parse_prompt(prompt).objects
+                reading = pipe.reader.read(pipe.text_encoder, prompt)
+                tally["prompts"] += 1
+                tally["objects"] += len(truth)
+                if reading is None:
+                    tally["unread"] += 1
+                    misses.append({"prompt": prompt, "read_as": None})
+                    continue
+                got = [(o.colour, o.shape, o.motion) for o in reading.objects]
+                want = [(o.colour, o.shape, o.motion) for o in truth]
+                tally["objects_read"] += len(got)
+                tally["objects_right"] += sum(g == w for g, w in zip(got, want, strict=False))
+                if len(got) == len(want):
+                    for g, w in zip(got, want, strict=True):
+                        for k, attribute in enumerate(ATTRIBUTES):
+                            tally[f"{attribute}_right"] += g[k] == w[k]
+                        tally["paired"] += 1
+                else:
+                    tally["wrong_count"] += 1
+                if got == want:
+                    tally["right"] += 1
+                else:
+                    misses.append({"prompt": prompt, "read_as": reading.prompt})
+        paired = max(tally["paired"], 1)
+        report[split] = {
+            "prompts": tally["prompts"],
+            "read_right": tally["right"] / tally["prompts"],
+            "objects_right": tally["objects_right"] / tally["objects"],
+            "unread": tally["unread"],
+            "wrong_object_count": tally["wrong_count"],
+            **{f"{a}_right": tally[f"{a}_right"] / paired for a in ATTRIBUTES},
+            "misses": misses[:12],
+        }
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""A prompt reader: what each word of a prompt names, read off the frozen text encoder's states.
+
+The DiT follows the words it was trained on far better than new words for the same things
+(MODEL.md, "Held-out wording"): a "ball ascending" is drawn right a fifth as often as a "circle
+rising", though MiniLM's states for the two lie close enough that a linear readout of the
+training words names the new ones (`vidora eval-text`). The reader is that readout, used at
+generation time: one ridge map from each token's state to what the token names ("shape:circle",
+"motion:up", ... or "other"), fitted on the training captions alone
+(`vidora.train.prompt_reader`), so no held-out word is ever shown to it. A prompt it reads is
+rewritten in the words the DiT knows best ("A red circle moving up on a slate background."), one
+such prompt per object for the object-by-object composition, and the colour of each object for
+cutting a given frame; a prompt it cannot read (no colour, an object without a shape or a motion)
+is drawn as written.
+
+What the reader does not rewrite is the background: MiniLM's states do not carry held-out
+background words (a readout names them at chance), so the prompt's own words for it are kept, in
+the slot where training taught the DiT to draw a Shapes World canvas for a word it cannot read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vidora.models.text_encoder import TextEncoder
+
+KINDS: tuple[str, ...] = ("colour", "shape", "motion", "size", "background")
+"""What a word can name; every other word is "other"."""
+
+GAP = 2
+"""Plain words ("to the") that may stand inside one phrase."""
+SHORT = 3
+"""The longest plain word (in letters) that may."""
+
+
+@dataclass(frozen=True)
+class ReadObject:
+    """One object as the reader read it: concepts (size None when the prompt does not say)."""
+
+    colour: str
+    shape: str
+    motion: str
+    size: str | None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a prompt asks for, and the same in the words the DiT was trained on."""
+
+    objects: tuple[ReadObject, ...]
+    background: str
+    """The prompt's own words for the background ("slate"), or the default when it names none."""
+    phrases: dict[str, str]
+    """label -> the training phrase written for it ("motion:up" -> "moving up")."""
+
+    def object_phrase(self, obj: ReadObject) -> str:
+        """'a small red circle moving up'."""
+        words = [self.phrases[f"size:{obj.size}"]] if obj.size else []
+        words += [obj.colour, self.phrases[f"shape:{obj.shape}"]]
+        noun = " ".join(words)
+        return f"{_article(noun)} {noun} {self.phrases[f'motion:{obj.motion}']}"
+
+    def _sentence(self, objects: tuple[ReadObject, ...]) -> str:
+        things = " and ".join(self.object_phrase(o) for o in objects)
+        text = f"{things} on {_article(self.background)} {self.background} background."
+        return text[0].upper() + text[1:]
+
+    @property
+    def prompt(self) -> str:
+        """The whole prompt: 'A red circle moving up and a blue square sinking on a black
+        background.' (a training template's words)."""
+        return self._sentence(self.objects)
+
+    @property
+    def object_prompts(self) -> tuple[str, ...]:
+        """One prompt per object, each as a one-object training caption."""
+        return tuple(self._sentence((o,)) for o in self.objects)
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    """Consecutive words the reader reads as naming one thing."""
+
+    kind: str
+    concept: str
+    start: int
+    end: int
+    """Characters [start, end) of the prompt."""
+
+
+class PromptReader:
+    """Two ridge readouts of token states: what kind of thing each word names (or "other"),
+    then, for each phrase of one kind, which concept its mean state names."""
+
+    def __init__(
+        self,
+        kind_weights: torch.Tensor,
+        concept_weights: dict[str, torch.Tensor],
+        concepts: dict[str, list[str]],
+        phrases: dict[str, str],
+        default_background: str = "black",
+    ):
+        self.kind_weights = kind_weights.float()  # (3D + 1, 1 + kinds): the last row is the bias
+        self.concept_weights = {k: w.float() for k, w in concept_weights.items()}  # (D + 1, C)
+        if kind_weights.shape[1] != len(KINDS) + 1 or (kind_weights.shape[0] - 1) % 3:
+            raise ValueError(
+                f"kind weights {tuple(kind_weights.shape)}: "
+                f"need 3D + 1 rows and {len(KINDS) + 1} columns"
+            )
+        for kind in KINDS:
+            if concept_weights[kind].shape != (self.dim + 1, len(concepts[kind])):
+                raise ValueError(f"{kind} weights do not fit its {len(concepts[kind])} concepts")
+        self.concepts = {k: list(v) for k, v in concepts.items()}
+        self.phrases = dict(phrases)
+        self.default_background = default_background
+
+    @property
+    def dim(self) -> int:
+        """The width of the token states it reads."""
+        return (self.kind_weights.shape[0] - 1) // 3
+
+    @torch.inference_mode()
+    def read(self, encoder: TextEncoder, text: str) -> Reading | None:
+        """The objects and background `text` asks for, or None when it names no colour or an
+        object lacks a shape or a motion (the prompt is then drawn as written)."""
+        phrases = self.phrases_of(encoder, text)
+        # A colour word with no shape before the next one names no object: it is the
+        # background's ("indigo scenery, and in view are ..."), if no other word is.
+        colours = [k for k, p in enumerate(phrases) if p.kind == "colour"]
+        ends = colours[1:] + [len(phrases)] if colours else []
+        bare = [
+            k
+            for k, end in zip(colours, ends, strict=True)
+            if all(p.kind != "shape" for p in phrases[k + 1 : end])
+        ]
+        background = next((p for p in phrases if p.kind == "background"), None)
+        if background is None and bare:
+            background = phrases[bare[0]]
+        phrases = [p for k, p in enumerate(phrases) if k not in bare]
+        starts = [k for k, p in enumerate(phrases) if p.kind == "colour"]
+        if not starts:
+            return None
+        objects = []
+        for n, start in enumerate(starts):
+            end = starts[n + 1] if n + 1 < len(starts) else len(phrases)
+            own = phrases[start + 1 : end]
+            shape = next((p.concept for p in own if p.kind == "shape"), None)
+            motion = next((p.concept for p in own if p.kind == "motion"), None)
+            if motion is None and n == 0:  # "rising, a red circle ..."
+                motion = next((p.concept for p in phrases[:start] if p.kind == "motion"), None)
+            if shape is None or motion is None:
+                return None
+            before = phrases[start - 1] if start > 0 else None
+            size = next((p.concept for p in own[:1] if p.kind == "size"), None)
+            if before is not None and before.kind == "size":
+                size = before.concept
+            objects.append(ReadObject(phrases[start].concept, shape, motion, size))
+        words = text[background.start : background.end] if background else self.default_background
+        return Reading(tuple(objects), words.lower(), self.phrases)
+
+    def phrases_of(self, encoder: TextEncoder, text: str) -> list[_Phrase]:
+        """The prompt's words grouped into phrases, each with what it names, left to right."""
+        states, _ = encoder.encode([text])  # (1, L, D)
+        if states.shape[-1] != self.dim:
+            raise ValueError(
+                f"the prompt reader reads {self.dim}-d token states; {encoder.name} gives "
+                f"{states.shape[-1]}-d (fit a reader for it: vidora train reader)"
+            )
+        (offsets,) = encoder.token_offsets([text])
+        states = states[0, : len(offsets)].cpu()  # (L, D)
+        x = _with_bias(states)  # (L, D + 1)
+        kind_scores = _with_bias(in_context(states)) @ self.kind_weights  # (L, 1 + kinds)
+        # Word pieces ("rico", "##chet", "##ing") join into words: a word scores their mean.
+        words: list[list[int]] = []  # token positions per word
+        spans: list[tuple[int, int]] = []
+        for position, (start, end) in enumerate(offsets):
+            if start == end:  # [CLS], [SEP], padding
+                continue
+            if not text[start:end].isalnum():  # punctuation names nothing and ends a phrase
+                words.append([])
+                spans.append((start, end))
+                continue
+            if spans and spans[-1][1] == start and words[-1]:
+                words[-1].append(position)
+                spans[-1] = (spans[-1][0], end)
+            else:
+                words.append([position])
+                spans.append((start, end))
+        kinds = [int(kind_scores[w].mean(0).argmax()) if w else -1 for w in words]  # 0: other
+        # Up to GAP short plain words between two words of one kind belong to its phrase
+        # ("sliding *to the* left"); punctuation (-1) never does.
+        for n, kind in enumerate(kinds):
+            if kind > 0 and KINDS[kind - 1] != "colour":
+                for gap in range(1, GAP + 1):
+                    if n - gap - 1 < 0 or kinds[n - gap] != 0:
+                        break
+                    if spans[n - gap][1] - spans[n - gap][0] > SHORT:
+                        break
+                    if kinds[n - gap - 1] == kind:
+                        kinds[n - gap : n] = [kind] * gap
+                        break
+        # Consecutive words of one kind are one phrase (a colour word always its own), named by
+        # the concept readout of their tokens' mean state.
+        phrases: list[_Phrase] = []
+        first = 0
+        for n in range(1, len(words) + 1):
+            ends = n == len(words) or kinds[n] != kinds[first] or KINDS[kinds[n] - 1] == "colour"
+            if not ends:
+                continue
+            if kinds[first] > 0:
+                kind = KINDS[kinds[first] - 1]
+                tokens = [t for w in words[first:n] for t in w]
+                concept_scores = x[tokens].mean(0) @ self.concept_weights[kind]  # (C,)
+                concept = self.concepts[kind][int(concept_scores.argmax())]
+                phrases.append(_Phrase(kind, concept, spans[first][0], spans[n - 1][1]))
+            first = n
+        return phrases
+
+    # --- saving -----------------------------------------------------------------------
+
+    def tensors(self, prefix: str = "reader.") -> dict[str, torch.Tensor]:
+        """Its weights for a release file."""
+        out = {f"{prefix}kind": self.kind_weights}
+        out.update({f"{prefix}concept.{k}": w for k, w in self.concept_weights.items()})
+        return out
+
+    def config(self) -> dict:
+        """Its concepts and phrases for a release file's header."""
+        return {
+            "concepts": self.concepts,
+            "phrases": self.phrases,
+            "default_background": self.default_background,
+        }
+
+    @classmethod
+    def from_release(
+        cls, tensors: dict[str, torch.Tensor], config: dict, prefix: str = "reader."
+    ) -> PromptReader:
+        """The reader `tensors` and `config` (from `tensors()` and `config()`) describe."""
+        return cls(
+            tensors[f"{prefix}kind"],
+            {k: tensors[f"{prefix}concept.{k}"] for k in KINDS},
+            config["concepts"],
+            config["phrases"],
+            config.get("default_background", "black"),
+        )
+
+
+def in_context(states: torch.Tensor) -> torch.Tensor:
+    """Each token's state beside its neighbours': (L, D) -> (L, 3D) [before, own, after], the
+    ends padded with zeros. What kind of thing a word names shows in where it stands (a shape
+    word follows a colour word), which its own state says only in part."""
+    pad = torch.zeros_like(states[:1])
+    return torch.cat([torch.cat([pad, states[:-1]]), states, torch.cat([states[1:], pad])], dim=1)
+
+
+def _with_bias(states: torch.Tensor) -> torch.Tensor:
+    """(N, D) -> (N, D + 1) float32 with a column of ones."""
+    return torch.cat([states.float(), torch.ones(len(states), 1)], dim=1)
+
+
+def _article(phrase: str) -> str:
+    return "an" if phrase[:1] in "aeiou" else "a"

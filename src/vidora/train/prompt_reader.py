@@ -1,0 +1,246 @@
+"""Fit the prompt reader (`vidora.models.prompt_reader`) on Shapes World's training captions.
+
+Every token of a few thousand training captions is labelled with what its phrase names (the
+training wording's tables say which words those are: "disc" -> shape:circle, "drifting
+leftward" -> motion:left; every other token is "other"), and one ridge map is fitted from the
+frozen text encoder's token states to those labels. Only the training wording is used: the ridge
+penalty is chosen by leaving out each training synonym in turn and reading it from the others
+(as `vidora eval-text` does), so the held-out wording chooses nothing and is never seen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vidora.models.prompt_reader import KINDS, PromptReader, in_context
+from vidora.models.text_encoder import TextEncoder
+from vidora.world.captions import (
+    BACKGROUND_WORDS,
+    MOTION_PHRASES,
+    SHAPE_WORDS,
+    SIZE_WORDS,
+    write_caption,
+)
+from vidora.world.scene import sample_scene
+from vidora.world.spec import COLOURS
+
+PENALTIES: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0)
+"""Ridge penalties the synonym-out validation chooses from."""
+
+ENCODE_BATCH = 64
+"""Captions encoded together."""
+
+
+def training_phrases() -> dict[str, str]:
+    """Every training-wording phrase -> its label ("drifting leftward" -> "motion:left")."""
+    table: dict[str, str] = {colour: f"colour:{colour}" for colour in COLOURS}
+    for kind, words in (
+        ("shape", SHAPE_WORDS),
+        ("size", SIZE_WORDS),
+        ("background", BACKGROUND_WORDS),
+    ):
+        for concept, phrases in words["train"].items():
+            table.update(dict.fromkeys(phrases, f"{kind}:{concept}"))
+    for motion, (participles, finites) in MOTION_PHRASES["train"].items():
+        table.update(dict.fromkeys((*participles, *finites), f"motion:{motion}"))
+    return table
+
+
+def written_phrases() -> dict[str, str]:
+    """The phrase the reader writes for each label: each concept's first training word."""
+    written = {f"shape:{c}": p[0] for c, p in SHAPE_WORDS["train"].items()}
+    written |= {f"size:{c}": p[0] for c, p in SIZE_WORDS["train"].items()}
+    written |= {f"motion:{m}": forms[0][0] for m, forms in MOTION_PHRASES["train"].items()}
+    return written
+
+
+@dataclass(frozen=True)
+class LabelledTokens:
+    """Token states of training captions, each token's kind (0: other, k: KINDS[k - 1]), and
+    for the tokens of a training phrase, that phrase and which occurrence of it (a number
+    shared by the occurrence's tokens; -1 for "other")."""
+
+    states: torch.Tensor
+    """(N, D)"""
+    contexts: torch.Tensor
+    """(N, 3D): each state beside its neighbours' (`in_context`)"""
+    kinds: torch.Tensor
+    """(N,) int64"""
+    phrases: list[str]
+    occurrence: torch.Tensor
+    """(N,) int64"""
+
+
+def label_captions(captions: list[str], table: dict[str, str]) -> list[list[tuple[int, int, str]]]:
+    """Per caption, the character spans of its training phrases and the phrase, left to right
+    (the longest phrase wins where two start at one place)."""
+    pattern = re.compile(
+        r"\b(" + "|".join(re.escape(p) for p in sorted(table, key=len, reverse=True)) + r")\b",
+        flags=re.IGNORECASE,
+    )
+    return [
+        [(m.start(), m.end(), m.group().lower()) for m in pattern.finditer(c)] for c in captions
+    ]
+
+
+@torch.inference_mode()
+def labelled_tokens(encoder: TextEncoder, count: int, seed: int) -> LabelledTokens:
+    """The token states of `count` training captions (one and two objects, as training draws
+    them), each labelled with what its phrase names."""
+    rng = np.random.default_rng(seed)
+    captions = [write_caption(sample_scene(rng, "64x64"), rng, "train") for _ in range(count)]
+    table = training_phrases()
+    spans = label_captions(captions, table)
+    states, contexts, kinds, phrases, occurrence = [], [], [], [], []
+    occurrences = 0
+    for i in range(0, count, ENCODE_BATCH):
+        batch = captions[i : i + ENCODE_BATCH]
+        batch_states, _ = encoder.encode(batch)  # (B, L, D)
+        for caption_states, offsets, caption_spans in zip(
+            batch_states.cpu(),
+            encoder.token_offsets(batch),
+            spans[i : i + ENCODE_BATCH],
+            strict=True,
+        ):
+            length = len(offsets)
+            context = in_context(caption_states[:length])  # (L, 3D)
+            for state, near, (start, end) in zip(caption_states, context, offsets, strict=False):
+                if start == end:  # [CLS], [SEP], padding
+                    continue
+                where = next(
+                    (k for k, (a, b, _) in enumerate(caption_spans) if a <= start and end <= b),
+                    None,
+                )
+                states.append(state)
+                contexts.append(near)
+                if where is None:
+                    kinds.append(0)
+                    phrases.append("")
+                    occurrence.append(-1)
+                    continue
+                phrase = caption_spans[where][2]
+                kinds.append(1 + KINDS.index(table[phrase].split(":")[0]))
+                phrases.append(phrase)
+                occurrence.append(occurrences + where)
+            occurrences += len(caption_spans)
+    return LabelledTokens(
+        torch.stack(states),
+        torch.stack(contexts),
+        torch.tensor(kinds),
+        phrases,
+        torch.tensor(occurrence),
+    )
+
+
+def _design(states: torch.Tensor) -> torch.Tensor:
+    """States (N, D) with a column of ones for the bias: (N, D + 1), float64."""
+    return torch.cat([states.double(), torch.ones(len(states), 1, dtype=torch.float64)], dim=1)
+
+
+def _solve(gram: torch.Tensor, cross: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Ridge weights (D + 1, K) from X'X and X'Y, the bias unpenalised."""
+    eye = torch.eye(gram.shape[0], dtype=torch.float64)
+    eye[-1, -1] = 0.0
+    return torch.linalg.solve(gram + penalty * eye, cross)
+
+
+def _synonyms(kind: str) -> dict[str, str]:
+    """The kind's training phrases -> concept, only for concepts with two phrases or more
+    (with its only phrase left out, a concept has nothing left to be learned from)."""
+    table = {
+        p: label.split(":")[1]
+        for p, label in training_phrases().items()
+        if label.startswith(kind + ":")
+    }
+    count = {c: sum(v == c for v in table.values()) for c in set(table.values())}
+    return {p: c for p, c in table.items() if count[c] > 1}
+
+
+def _synonym_out(
+    x: torch.Tensor, y: torch.Tensor, groups: list[torch.Tensor], penalty: float
+) -> float:
+    """Each group of rows (one training phrase's) read by a ridge fitted without them: the
+    share of rows whose argmax is their target's."""
+    gram, cross = x.T @ x, x.T @ y
+    right = total = 0
+    for rows in groups:
+        xp, yp = x[rows], y[rows]
+        weights = _solve(gram - xp.T @ xp, cross - xp.T @ yp, penalty)
+        right += int(((xp @ weights).argmax(1) == yp.argmax(1)).sum())
+        total += len(rows)
+    return right / max(total, 1)
+
+
+def _phrase_means(data: LabelledTokens, kind: str) -> tuple[torch.Tensor, list[str], list[str]]:
+    """The kind's phrase occurrences: mean states (M, D + 1), their phrases and concepts."""
+    table = training_phrases()
+    index = 1 + KINDS.index(kind)
+    rows = torch.nonzero(data.kinds == index).flatten()
+    ids, inverse = torch.unique(data.occurrence[rows], return_inverse=True)
+    x = _design(data.states[rows])
+    sums = torch.zeros(len(ids), x.shape[1], dtype=torch.float64).index_add_(0, inverse, x)
+    counts = torch.bincount(inverse, minlength=len(ids)).double()[:, None]
+    first = torch.zeros(len(ids), dtype=torch.long).scatter_(0, inverse.flip(0), rows.flip(0))
+    phrases = [data.phrases[int(r)] for r in first]
+    return sums / counts, phrases, [table[p].split(":")[1] for p in phrases]
+
+
+def fit_prompt_reader(
+    encoder: TextEncoder,
+    count: int = 3000,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    penalties: tuple[float, ...] = PENALTIES,
+) -> tuple[PromptReader, dict]:
+    """A reader fitted on `count` training captions, and what choosing its penalties (among
+    `penalties`) measured."""
+    data = labelled_tokens(encoder, count, seed)
+    report: dict = {"captions": count, "tokens": len(data.kinds), "penalties": {}}
+
+    def choose(name: str, x: torch.Tensor, y: torch.Tensor, groups: list[torch.Tensor]) -> float:
+        scored = {p: _synonym_out(x, y, groups, p) for p in penalties}
+        penalty = max(penalties, key=lambda p: (scored[p], p))  # ties: the larger penalty
+        report["penalties"][name] = {"chosen": penalty, "synonym_out_accuracy": scored}
+        if log:
+            log(f"{name}: synonym-out accuracy {scored}; penalty {penalty}")
+        return penalty
+
+    # 1. Which kind of thing each token names; left out: every synonym of every kind. Each
+    # kind weighs the same in the fit (rows scaled by the root of 1 / its share), or the
+    # "other" tokens, half of all, would pull every uncertain word to "other".
+    share = torch.bincount(data.kinds, minlength=len(KINDS) + 1).double() / len(data.kinds)
+    balance = (1.0 / share[data.kinds]).sqrt()[:, None]  # (N, 1)
+    x = _design(data.contexts) * balance
+    y = torch.nn.functional.one_hot(data.kinds, len(KINDS) + 1).double() * balance
+    phrases = np.array(data.phrases)
+    groups = [
+        torch.from_numpy(np.flatnonzero(phrases == p))
+        for kind in KINDS
+        for p in _synonyms(kind)
+        if (phrases == p).any()
+    ]
+    kind_weights = _solve(x.T @ x, x.T @ y, choose("kind", x, y, groups))
+
+    # 2. Per kind, which concept a phrase's mean state names.
+    concept_weights, concepts = {}, {}
+    for kind in KINDS:
+        means, phrase_list, concept_list = _phrase_means(data, kind)
+        concepts[kind] = sorted(set(concept_list))
+        y = torch.nn.functional.one_hot(
+            torch.tensor([concepts[kind].index(c) for c in concept_list]), len(concepts[kind])
+        ).double()
+        synonyms = _synonyms(kind)
+        named = np.array(phrase_list)
+        groups = [
+            torch.from_numpy(np.flatnonzero(named == p)) for p in synonyms if (named == p).any()
+        ]
+        # Colours have no synonyms (both wordings share them): the smallest penalty.
+        penalty = choose(kind, means, y, groups) if groups else min(penalties)
+        concept_weights[kind] = _solve(means.T @ means, means.T @ y, penalty).float()
+    reader = PromptReader(kind_weights.float(), concept_weights, concepts, written_phrases())
+    return reader, report

@@ -1,0 +1,156 @@
+"""The prompt reader: fitted on training captions only, it reads prompts into objects, rewrites
+them in the training wording, travels in a release file, and is what the DiT is given."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from vidora.models.prompt_reader import KINDS, PromptReader, Reading, ReadObject, in_context
+from vidora.models.text_encoder import TextEncoder
+from vidora.pipelines import TextToVideoPipeline
+from vidora.train.prompt_reader import fit_prompt_reader, label_captions, training_phrases
+from vidora.world.captions import (
+    BACKGROUND_WORDS,
+    MOTION_PHRASES,
+    SHAPE_WORDS,
+    SIZE_WORDS,
+)
+
+TWO = "a little red disc sliding to the left and a blue box rising on a navy backdrop"
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[TextEncoder, PromptReader, dict]:
+    """A reader fitted on a tiny random encoder: its states tell words apart (and no synonym
+    from another, so the penalty is given small), and the training words are read back."""
+    encoder = TextEncoder.tiny_random(0, dim=64)
+    reader, report = fit_prompt_reader(encoder, count=600, seed=0, penalties=(0.1, 1.0))
+    return encoder, reader, report
+
+
+def test_it_is_fitted_on_the_training_wording_alone() -> None:
+    table = training_phrases()
+    heldout = [
+        p
+        for words in (SHAPE_WORDS, BACKGROUND_WORDS, SIZE_WORDS)
+        for phrases in words["heldout"].values()
+        for p in phrases
+    ]
+    heldout += [p for forms in MOTION_PHRASES["heldout"].values() for f in forms for p in f]
+    assert not set(heldout) & set(table)
+    assert table["drifting leftward"] == "motion:left" and table["box"] == "shape:square"
+    # Labelling finds the longest phrase: "pitch black" is one background, not "black".
+    (spans,) = label_captions(["a red dot sinks on a pitch black canvas."], table)
+    assert [p for _, _, p in spans] == ["red", "dot", "sinks", "pitch black"]
+
+
+def test_it_reads_training_words_back(fitted) -> None:
+    encoder, reader, report = fitted
+    assert report["penalties"]["kind"]["chosen"] in (0.1, 1.0)
+    reading = reader.read(encoder, TWO)
+    assert reading is not None
+    assert reading.objects == (
+        ReadObject("red", "circle", "left", "small"),
+        ReadObject("blue", "square", "up", None),
+    )
+    assert reading.background == "navy"
+    # Rewritten in one training template, whole and per object.
+    assert reading.prompt == (
+        "A small red circle moving left and a blue square moving up on a navy background."
+    )
+    assert reading.object_prompts == (
+        "A small red circle moving left on a navy background.",
+        "A blue square moving up on a navy background.",
+    )
+
+
+def test_a_prompt_it_cannot_read_is_not_read(fitted) -> None:
+    encoder, reader, _ = fitted
+    assert reader.read(encoder, "a red disc on a navy backdrop") is None  # no motion
+    assert reader.read(encoder, "a disc sinking on a navy backdrop") is None  # no colour
+    with pytest.raises(ValueError, match="64-d token states"):
+        reader.read(TextEncoder.tiny_random(0, dim=32), TWO)
+
+
+def test_context_puts_each_state_beside_its_neighbours() -> None:
+    states = torch.arange(6.0).reshape(3, 2)  # (L=3, D=2)
+    near = in_context(states)
+    assert near.shape == (3, 6)
+    assert near[1].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert near[0, :2].tolist() == [0.0, 0.0] and near[2, 4:].tolist() == [0.0, 0.0]
+
+
+def test_wrong_weights_are_refused(fitted) -> None:
+    _, reader, _ = fitted
+    with pytest.raises(ValueError, match="kind weights"):
+        PromptReader(reader.kind_weights[:, :3], reader.concept_weights, reader.concepts, {})
+    small = {k: w[:5] for k, w in reader.concept_weights.items()}
+    with pytest.raises(ValueError, match="do not fit"):
+        PromptReader(reader.kind_weights, small, reader.concepts, {})
+
+
+def test_the_pipeline_gives_the_dit_the_rewritten_prompt(fitted, tmp_path, monkeypatch) -> None:
+    encoder, reader, _ = fitted
+    pipe = TextToVideoPipeline.tiny_random(text_dim=64)
+    pipe.reader = reader
+    encoded: list[list[str]] = []
+    encode = pipe._encode_text
+    monkeypatch.setattr(pipe, "_encode_text", lambda p: encoded.append(p) or encode(p))
+    out = pipe(["a red dot sinking on a black canvas", "a sunset"], seed=[1, 2])
+    read = "A red circle moving down on a black background."
+    assert encoded == [[read, "a sunset", "", ""]]  # the one it cannot read, as written
+    assert [s["read_as"] for s in out.settings] == [read, "a sunset"]
+    assert out.settings[0]["prompt"] == "a red dot sinking on a black canvas"
+
+    # The reader travels in the release file and reads the same after loading.
+    pipe.save_pretrained(tmp_path / "m.safetensors")
+    loaded = TextToVideoPipeline.from_pretrained(tmp_path / "m.safetensors")
+    assert loaded.reader is not None
+    for kind in KINDS:
+        assert torch.equal(loaded.reader.concept_weights[kind], reader.concept_weights[kind])
+    assert loaded.reader.read(encoder, TWO) == reader.read(encoder, TWO)
+
+
+def test_composition_cuts_the_rewritten_prompt(fitted, monkeypatch) -> None:
+    from dataclasses import replace
+
+    encoder, reader, _ = fitted
+    pipe = TextToVideoPipeline.tiny_random(text_dim=64)
+    pipe.reader = reader
+    pipe.defaults = replace(pipe.defaults, compose_objects=True)
+    encoded: list[list[str]] = []
+    encode = pipe._encode_text
+    monkeypatch.setattr(pipe, "_encode_text", lambda p: encoded.append(p) or encode(p))
+    pipe(TWO, seed=0)
+    from vidora.pipelines.composition import TRIES
+
+    second = "A blue square moving up on a navy background."
+    first = "A small red circle moving left on a navy background."
+    assert encoded == [[first, *[second] * TRIES, *[""] * (1 + TRIES)]]
+
+
+def test_a_reading_writes_articles_and_sentence_case() -> None:
+    phrases = {"shape:circle": "circle", "motion:up": "moving up", "size:large": "large"}
+    reading = Reading((ReadObject("orange", "circle", "up", None),), "indigo", phrases)
+    assert reading.prompt == "An orange circle moving up on an indigo background."
+    assert re.fullmatch(
+        r"A large orange circle moving up on an? \w+ background\.",
+        Reading((ReadObject("orange", "circle", "up", "large"),), "ebony", phrases).prompt,
+    )
+
+
+def test_the_builtin_reader_reads_words_no_caption_holds() -> None:
+    """The shipped reader, on MiniLM: 'rectangle', 'round thing', 'travels to the right' and
+    'going downwards' are in neither wording's captions."""
+    pipe = TextToVideoPipeline.from_pretrained()
+    assert pipe.reader is not None
+    read = pipe.reader.read(pipe.text_encoder, "A green rectangle that travels to the right.")
+    assert read is not None and read.objects == (ReadObject("green", "square", "right", None),)
+    read = pipe.reader.read(
+        pipe.text_encoder, "a yellow round thing going downwards, grey backdrop"
+    )
+    assert read is not None and read.objects == (ReadObject("yellow", "circle", "down", None),)
+    assert read.prompt == "A yellow circle moving down on a grey background."
