@@ -7,7 +7,11 @@ Prints one JSON object: per split, prompts read right whole, objects read right,
 reader could not read (drawn as written), and, per attribute, how often a read object's concept
 was right, with a few examples of each kind of miss. No video is drawn.
 
-    python scripts/probe_reader.py --seeds 0,1,2 -n 200
+With `--synonyms-out` it also fits a reader on training captions without one training phrase
+per concept (`vidora.train.prompt_reader.left_out_synonyms`) and reads 400 training captions
+that use them: the reader on words it never saw, with no held-out word involved.
+
+    python scripts/probe_reader.py --seeds 0,1,2 -n 200 --synonyms-out
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 from collections import Counter
 
 from vidora.pipelines.text_to_video import TextToVideoPipeline
+from vidora.train.prompt_reader import synonyms_out_reading
 from vidora.world.captions import parse_prompt
 from vidora.world.splits import get_clip
 
@@ -29,6 +34,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="a release file (default: the built-in one)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("-n", type=int, default=200, help="prompts per split and seed")
+    parser.add_argument("--synonyms-out", action="store_true", help="also the left-out check")
     args = parser.parse_args()
     pipe = TextToVideoPipeline.from_pretrained(args.checkpoint)
     if pipe.reader is None:
@@ -73,6 +79,8 @@ def main() -> None:
             **{f"{a}_right": tally[f"{a}_right"] / paired for a in ATTRIBUTES},
             "misses": misses[:12],
         }
+    if args.synonyms_out:
+        report["synonyms_out"] = synonyms_out_reading(pipe.text_encoder)
     print(json.dumps(report, indent=1))
 
 

@@ -11,7 +11,13 @@ import torch
 from vidora.models.prompt_reader import KINDS, PromptReader, Reading, ReadObject, in_context
 from vidora.models.text_encoder import TextEncoder
 from vidora.pipelines import TextToVideoPipeline
-from vidora.train.prompt_reader import fit_prompt_reader, label_captions, training_phrases
+from vidora.train.prompt_reader import (
+    fit_prompt_reader,
+    label_captions,
+    left_out_synonyms,
+    training_captions,
+    training_phrases,
+)
 from vidora.world.captions import (
     BACKGROUND_WORDS,
     MOTION_PHRASES,
@@ -45,6 +51,21 @@ def test_it_is_fitted_on_the_training_wording_alone() -> None:
     # Labelling finds the longest phrase: "pitch black" is one background, not "black".
     (spans,) = label_captions(["a red dot sinks on a pitch black canvas."], table)
     assert [p for _, _, p in spans] == ["red", "dot", "sinks", "pitch black"]
+
+
+def test_captions_can_be_drawn_without_some_phrases() -> None:
+    without = left_out_synonyms()
+    assert {"dot", "pyramid", "travels left", "midnight"} <= without
+    assert not {"circle", "moving left", "black"} & without  # each concept keeps a phrase
+    table = training_phrases()
+    captions = training_captions(200, seed=0, without=without)
+    spans = label_captions([c for c, _ in captions], table)
+    assert all(phrase not in without for caption in spans for _, _, phrase in caption)
+    # Every object of every scene is named in its caption.
+    assert all(
+        sum(table[p].startswith("colour:") for _, _, p in caption) == len(scene.objects)
+        for caption, (_, scene) in zip(spans, captions, strict=True)
+    )
 
 
 def test_it_reads_training_words_back(fitted) -> None:
