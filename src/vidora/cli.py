@@ -165,6 +165,10 @@ COMPOSE_HELP = (
     "Draw a prompt that names several objects one object at a time and join them where each "
     "is drawn (default: the model's)."
 )
+READ_HELP = (
+    "Rewrite each prompt the model's prompt reader can read in the words it was trained on "
+    "(default: on, where the release has a reader)."
+)
 
 
 @app.command("generate")
@@ -190,6 +194,7 @@ def generate(
     sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     eta: float | None = typer.Option(None, "--eta", min=0.0, max=1.0, help=ETA_HELP),
     compose: bool | None = typer.Option(None, "--compose/--no-compose", help=COMPOSE_HELP),
+    read: bool = typer.Option(True, "--read/--no-read", help=READ_HELP),
     negative_prompt: str | None = typer.Option(
         None, "--negative-prompt", help="What the video should not show."
     ),
@@ -239,7 +244,7 @@ def generate(
 
     console = Console(stderr=True)
     with console.status("loading the model"):
-        pipeline = _load_pipeline(checkpoint, interval, sampler, eta, compose)
+        pipeline = _load_pipeline(checkpoint, interval, sampler, eta, compose, read)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -267,6 +272,8 @@ def generate(
         path = write_mp4(target, out.videos[0], fps=out.fps)
     except MediaError as error:
         raise typer.BadParameter(str(error), param_hint="-o") from None
+    if out.settings[0]["read_as"] != prompt:
+        console.print(f"read as: {out.settings[0]['read_as']}", highlight=False)
     typer.echo(f"wrote {path} ({len(out.videos[0])} frames, {size}, seed {seed})")
 
 
@@ -292,9 +299,10 @@ def _load_pipeline(
     sampler: str | None = None,
     eta: float | None = None,
     compose: bool | None = None,
+    read: bool = True,
 ):  # -> TextToVideoPipeline
     """The release, with its default guidance interval, sampler, eta and object-by-object
-    composition replaced where given."""
+    composition replaced where given, and without its prompt reader unless `read`."""
     from dataclasses import replace
 
     from vidora.pipelines import TextToVideoPipeline
@@ -307,6 +315,8 @@ def _load_pipeline(
         pipeline.defaults = replace(pipeline.defaults, guidance_interval=guidance_interval)
     if compose is not None:
         pipeline.defaults = replace(pipeline.defaults, compose_objects=compose)
+    if not read:
+        pipeline.reader = None
     chosen = {"sampler": sampler, "eta": eta}
     chosen = {name: value for name, value in chosen.items() if value is not None}
     if chosen:
@@ -350,6 +360,7 @@ def eval_model(
     sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     eta: float | None = typer.Option(None, "--eta", min=0.0, max=1.0, help=ETA_HELP),
     compose: bool | None = typer.Option(None, "--compose/--no-compose", help=COMPOSE_HELP),
+    read: bool = typer.Option(True, "--read/--no-read", help=READ_HELP),
     conditioning: int = typer.Option(
         0,
         "--conditioning",
@@ -382,7 +393,7 @@ def eval_model(
             f"--seeds must be integers separated by commas, not {seeds!r}"
         ) from None
     interval = _parse_guidance_interval(guidance_interval)
-    pipeline = _load_pipeline(checkpoint, interval, sampler, eta, compose)
+    pipeline = _load_pipeline(checkpoint, interval, sampler, eta, compose, read)
     generator = PipelineGenerator(
         pipeline, steps=steps, guidance=guidance, name=checkpoint or "built-in"
     )

@@ -175,3 +175,22 @@ def test_the_builtin_reader_reads_words_no_caption_holds() -> None:
     )
     assert read is not None and read.objects == (ReadObject("yellow", "circle", "down", None),)
     assert read.prompt == "A yellow circle moving down on a grey background."
+
+
+def test_generate_says_how_it_read_the_prompt(fitted, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from vidora.cli import app
+
+    _, reader, _ = fitted
+    pipe = TextToVideoPipeline.tiny_random(text_dim=64)
+    pipe.reader = reader
+    release = str(pipe.save_pretrained(tmp_path / "m.safetensors"))
+    prompt = "a red dot sinking on a black canvas"
+    for flag, said in (("--read", True), ("--no-read", False)):
+        out = tmp_path / f"{flag}.mp4"
+        args = ["generate", prompt, "-o", str(out), "--checkpoint", release, flag]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert ("read as: A red circle moving down on a black background." in result.output) is said
+        assert out.stat().st_size > 0

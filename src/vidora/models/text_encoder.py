@@ -336,7 +336,9 @@ class TextEncoder(nn.Module):
         with torch.random.fork_rng(devices=[]):  # same weights per seed; global RNG untouched
             torch.manual_seed(seed)
             model = BertEncoder(cfg)
-        return cls(tokenizer, model, "tiny-random", max_length)
+        return cls(
+            tokenizer, model, "tiny-random" if dim == 32 else f"tiny-random-{dim}", max_length
+        )
 
     def token_ids(self, text: str, special_tokens: bool = True) -> list[int]:
         """The token ids `encode` reads for `text` (with or without [CLS] and [SEP])."""
@@ -402,5 +404,10 @@ class TextEncoder(nn.Module):
 
 
 def load_text_encoder(name: str = BUILTIN) -> TextEncoder:
-    """By the name a config or release file stores: 'minilm', 'tiny-random', or a model folder."""
-    return TextEncoder.tiny_random() if name == "tiny-random" else TextEncoder.load(name)
+    """By the name a config or release file stores: 'minilm', 'tiny-random' (or
+    'tiny-random-64', its width other than 32), or a model folder."""
+    if name == "tiny-random":
+        return TextEncoder.tiny_random()
+    if name.startswith("tiny-random-") and name.removeprefix("tiny-random-").isdigit():
+        return TextEncoder.tiny_random(dim=int(name.removeprefix("tiny-random-")))
+    return TextEncoder.load(name)
