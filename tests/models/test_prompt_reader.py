@@ -174,7 +174,12 @@ def test_the_builtin_reader_reads_words_no_caption_holds() -> None:
         pipe.text_encoder, "a yellow round thing going downwards, grey backdrop"
     )
     assert read is not None and read.objects == (ReadObject("yellow", "circle", "down", None),)
-    assert read.prompt == "A yellow circle moving down on a grey background."
+    assert read.prompt == "A yellow circle moving down on a grey background."  # grey: kept
+    # A background word no caption holds is written as a training word, one canvas for all.
+    two = "A red circle moving right and a blue square moving up, ebony backdrop."
+    read = pipe.reader.read(pipe.text_encoder, two)
+    assert read is not None and read.background in ("black", "gray", "navy")
+    assert {p.split(" on ")[1] for p in read.object_prompts} == {f"a {read.background} background."}
 
 
 def test_generate_says_how_it_read_the_prompt(fitted, tmp_path) -> None:

@@ -3,23 +3,34 @@
 The DiT follows the words it was trained on far better than new words for the same things
 (MODEL.md, "Held-out wording"): a "ball ascending" is drawn right a fifth as often as a "circle
 rising", though MiniLM's states for the two lie close enough that a linear readout of the
-training words names the new ones (`vidora eval-text`). The reader is that readout, used at
-generation time: one ridge map from each token's state to what the token names ("shape:circle",
-"motion:up", ... or "other"), fitted on the training captions alone
-(`vidora.train.prompt_reader`), so no held-out word is ever shown to it. A prompt it reads is
-rewritten in the words the DiT knows best ("A red circle moving up on a slate background."), one
-such prompt per object for the object-by-object composition, and the colour of each object for
-cutting a given frame; a prompt it cannot read (no colour, an object without a shape or a motion)
-is drawn as written.
+training words names the new ones (`vidora eval-text`). The reader is such a readout, used at
+generation time, fitted on the training captions alone (`vidora.train.prompt_reader`), so no
+held-out word is ever shown to it:
 
-What the reader does not rewrite is the background: MiniLM's states do not carry held-out
-background words (a readout names them at chance), so the prompt's own words for it are kept, in
-the slot where training taught the DiT to draw a Shapes World canvas for a word it cannot read.
+1. what kind of thing each word names (colour, shape, motion, size, background or nothing), one
+   ridge map from the word's token states beside their neighbours' (a shape word follows a
+   colour word);
+2. consecutive words of one kind make a phrase (with up to two short plain words inside it:
+   "sliding *to the* left"; punctuation ends one), and one ridge map per kind names the
+   phrase's concept from its tokens' mean state;
+3. each colour word starts an object, whose shape and motion are the first such phrases before
+   the next colour word (a colour word with no shape names the background: "indigo scenery").
+
+A prompt it reads is rewritten in one training template ("A small red circle moving up on a
+gray background."), one such prompt per object for the object-by-object composition, with each
+object's colour for cutting a given frame; a prompt it cannot read (no colour, an object without
+a shape or a motion) is drawn as written.
+
+Background words the DiT was trained on are kept as written. Any other background word is
+written as the training word for what the reader reads it as, though MiniLM's states carry
+held-out background words poorly (a readout names them at chance): what matters there is that
+every object of a composed prompt is drawn on one canvas, which a word the DiT cannot read does
+not give (each sampling picks its own, and an object joined from another canvas changes colour).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -50,7 +61,8 @@ class Reading:
 
     objects: tuple[ReadObject, ...]
     background: str
-    """The prompt's own words for the background ("slate"), or the default when it names none."""
+    """The prompt's own words for the background where the DiT knows them ("pitch black"),
+    else the training word for what the reader reads them as; the default when it names none."""
     phrases: dict[str, str]
     """label -> the training phrase written for it ("motion:up" -> "moving up")."""
 
@@ -87,6 +99,8 @@ class _Phrase:
     start: int
     end: int
     """Characters [start, end) of the prompt."""
+    state: torch.Tensor = field(compare=False, repr=False)
+    """The mean of its tokens' states, with a 1 for the bias: (D + 1,)."""
 
 
 class PromptReader:
@@ -100,6 +114,7 @@ class PromptReader:
         concepts: dict[str, list[str]],
         phrases: dict[str, str],
         default_background: str = "black",
+        backgrounds: tuple[str, ...] = (),
     ):
         self.kind_weights = kind_weights.float()  # (3D + 1, 1 + kinds): the last row is the bias
         self.concept_weights = {k: w.float() for k, w in concept_weights.items()}  # (D + 1, C)
@@ -114,6 +129,8 @@ class PromptReader:
         self.concepts = {k: list(v) for k, v in concepts.items()}
         self.phrases = dict(phrases)
         self.default_background = default_background
+        self.backgrounds = tuple(backgrounds)
+        """The background words the DiT was trained on: kept as the prompt writes them."""
 
     @property
     def dim(self) -> int:
@@ -156,8 +173,16 @@ class PromptReader:
             if before is not None and before.kind == "size":
                 size = before.concept
             objects.append(ReadObject(phrases[start].concept, shape, motion, size))
-        words = text[background.start : background.end] if background else self.default_background
-        return Reading(tuple(objects), words.lower(), self.phrases)
+        # Background words the DiT knows are kept; others are written as what the reader reads
+        # them as, so that every object of the prompt is drawn on the same canvas.
+        words = self.default_background
+        if background is not None:
+            words = text[background.start : background.end].lower()
+            if words not in self.backgrounds:
+                scores = background.state @ self.concept_weights["background"]  # (C,)
+                concept = self.concepts["background"][int(scores.argmax())]
+                words = self.phrases[f"background:{concept}"]
+        return Reading(tuple(objects), words, self.phrases)
 
     def phrases_of(self, encoder: TextEncoder, text: str) -> list[_Phrase]:
         """The prompt's words grouped into phrases, each with what it names, left to right."""
@@ -211,9 +236,9 @@ class PromptReader:
             if kinds[first] > 0:
                 kind = KINDS[kinds[first] - 1]
                 tokens = [t for w in words[first:n] for t in w]
-                concept_scores = x[tokens].mean(0) @ self.concept_weights[kind]  # (C,)
-                concept = self.concepts[kind][int(concept_scores.argmax())]
-                phrases.append(_Phrase(kind, concept, spans[first][0], spans[n - 1][1]))
+                state = x[tokens].mean(0)  # (D + 1,)
+                concept = self.concepts[kind][int((state @ self.concept_weights[kind]).argmax())]
+                phrases.append(_Phrase(kind, concept, spans[first][0], spans[n - 1][1], state))
             first = n
         return phrases
 
@@ -231,6 +256,7 @@ class PromptReader:
             "concepts": self.concepts,
             "phrases": self.phrases,
             "default_background": self.default_background,
+            "backgrounds": list(self.backgrounds),
         }
 
     @classmethod
@@ -244,6 +270,7 @@ class PromptReader:
             config["concepts"],
             config["phrases"],
             config.get("default_background", "black"),
+            tuple(config.get("backgrounds", ())),
         )
 
 

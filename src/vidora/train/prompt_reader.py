@@ -56,6 +56,7 @@ def written_phrases() -> dict[str, str]:
     written = {f"shape:{c}": p[0] for c, p in SHAPE_WORDS["train"].items()}
     written |= {f"size:{c}": p[0] for c, p in SIZE_WORDS["train"].items()}
     written |= {f"motion:{m}": forms[0][0] for m, forms in MOTION_PHRASES["train"].items()}
+    written |= {f"background:{c}": p[0] for c, p in BACKGROUND_WORDS["train"].items()}
     return written
 
 
@@ -258,7 +259,10 @@ def fit_prompt_reader(
         # Colours have no synonyms (both wordings share them): the smallest penalty.
         penalty = choose(kind, means, y, groups) if groups else min(penalties)
         concept_weights[kind] = _solve(means.T @ means, means.T @ y, penalty).float()
-    reader = PromptReader(kind_weights.float(), concept_weights, concepts, written_phrases())
+    backgrounds = tuple(p for phrases in BACKGROUND_WORDS["train"].values() for p in phrases)
+    reader = PromptReader(
+        kind_weights.float(), concept_weights, concepts, written_phrases(), "black", backgrounds
+    )
     return reader, report
 
 
