@@ -216,7 +216,7 @@ class PromptReader:
         # Up to GAP short plain words between two words of one kind belong to its phrase
         # ("sliding *to the* left"); punctuation (-1) never does.
         for n, kind in enumerate(kinds):
-            if kind > 0 and KINDS[kind - 1] != "colour":
+            if kind > 0 and kind != 1 + KINDS.index("colour"):
                 for gap in range(1, GAP + 1):
                     if n - gap - 1 < 0 or kinds[n - gap] != 0:
                         break
@@ -227,10 +227,11 @@ class PromptReader:
                         break
         # Consecutive words of one kind are one phrase (a colour word always its own), named by
         # the concept readout of their tokens' mean state.
+        colour = 1 + KINDS.index("colour")
         phrases: list[_Phrase] = []
         first = 0
         for n in range(1, len(words) + 1):
-            ends = n == len(words) or kinds[n] != kinds[first] or KINDS[kinds[n] - 1] == "colour"
+            ends = n == len(words) or kinds[n] != kinds[first] or kinds[n] == colour
             if not ends:
                 continue
             if kinds[first] > 0:

@@ -399,9 +399,10 @@ class TextToVideoPipeline:
         written, cut per object by `object_prompts`."""
         if self.reader is None:
             parts = object_prompts(prompt)
-            colours = None
-            if len(parts) > 1:
+            try:
                 colours = tuple(parse_prompt(part).objects[0].colour for part in parts)
+            except ValueError:  # a prompt the parser cannot read is one part, never composed
+                colours = None
             return _Read(prompt, parts, colours)
         reading = self.reader.read(self.text_encoder, prompt)
         if reading is None:
