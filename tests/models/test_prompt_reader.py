@@ -175,7 +175,10 @@ def test_the_builtin_reader_reads_words_no_caption_holds() -> None:
     )
     assert read is not None and read.objects == (ReadObject("yellow", "circle", "down", None),)
     assert read.prompt == "A yellow circle moving down on a grey background."  # grey: kept
-    # A background word no caption holds is written as a training word, one canvas for all.
+    # A background word no caption holds is kept for one object, and for two written as a
+    # training word, one canvas for both.
+    one = pipe.reader.read(pipe.text_encoder, "A red circle moving right, ebony backdrop.")
+    assert one is not None and one.background == "ebony"
     two = "A red circle moving right and a blue square moving up, ebony backdrop."
     read = pipe.reader.read(pipe.text_encoder, two)
     assert read is not None and read.background in ("black", "gray", "navy")

@@ -21,11 +21,12 @@ gray background."), one such prompt per object for the object-by-object composit
 object's colour for cutting a given frame; a prompt it cannot read (no colour, an object without
 a shape or a motion) is drawn as written.
 
-Background words the DiT was trained on are kept as written. Any other background word is
-written as the training word for what the reader reads it as, though MiniLM's states carry
-held-out background words poorly (a readout names them at chance): what matters there is that
-every object of a composed prompt is drawn on one canvas, which a word the DiT cannot read does
-not give (each sampling picks its own, and an object joined from another canvas changes colour).
+Background words are kept as written, except that where a prompt names several objects a
+background word the DiT was not trained on is written as the training word for what the reader
+reads it as. MiniLM's states carry held-out background words poorly (a readout names them at
+chance), and alone the DiT draws a Shapes World canvas for a word it cannot read; but the objects
+of a composed prompt are each drawn alone, and on such a word each picks its own canvas (an
+object joined from another canvas changes colour).
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ class Reading:
 
     objects: tuple[ReadObject, ...]
     background: str
-    """The prompt's own words for the background where the DiT knows them ("pitch black"),
-    else the training word for what the reader reads them as; the default when it names none."""
+    """The prompt's own words for the background ("pitch black", "slate"), but where it names
+    several objects and the DiT does not know the words, the training word for what the reader
+    reads them as; the default when it names none."""
     phrases: dict[str, str]
     """label -> the training phrase written for it ("motion:up" -> "moving up")."""
 
@@ -173,12 +175,14 @@ class PromptReader:
             if before is not None and before.kind == "size":
                 size = before.concept
             objects.append(ReadObject(phrases[start].concept, shape, motion, size))
-        # Background words the DiT knows are kept; others are written as what the reader reads
-        # them as, so that every object of the prompt is drawn on the same canvas.
+        # Background words the DiT knows are kept, and so are others where one object is drawn
+        # (the DiT was trained to draw a Shapes World canvas for a word it cannot read). Where
+        # several are, each drawn alone, an unknown word is written as what the reader reads it
+        # as, so that every object is drawn on the same canvas.
         words = self.default_background
         if background is not None:
             words = text[background.start : background.end].lower()
-            if words not in self.backgrounds:
+            if words not in self.backgrounds and len(objects) > 1:
                 scores = background.state @ self.concept_weights["background"]  # (C,)
                 concept = self.concepts["background"][int(scores.argmax())]
                 words = self.phrases[f"background:{concept}"]
