@@ -198,8 +198,8 @@ class PromptReader:
             )
         (offsets,) = encoder.token_offsets([text])
         states = states[0, : len(offsets)].cpu()  # (L, D)
-        x = _with_bias(states)  # (L, D + 1)
-        kind_scores = _with_bias(in_context(states)) @ self.kind_weights  # (L, 1 + kinds)
+        x = with_bias(states)  # (L, D + 1)
+        kind_scores = with_bias(in_context(states)) @ self.kind_weights  # (L, 1 + kinds)
         # Word pieces ("rico", "##chet", "##ing") join into words: a word scores their mean.
         words: list[list[int]] = []  # token positions per word
         spans: list[tuple[int, int]] = []
@@ -287,7 +287,7 @@ def in_context(states: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.cat([pad, states[:-1]]), states, torch.cat([states[1:], pad])], dim=1)
 
 
-def _with_bias(states: torch.Tensor) -> torch.Tensor:
+def with_bias(states: torch.Tensor) -> torch.Tensor:
     """(N, D) -> (N, D + 1) float32 with a column of ones."""
     return torch.cat([states.float(), torch.ones(len(states), 1)], dim=1)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vidora.models.prompt_reader import KINDS, PromptReader, in_context
+from vidora.models.prompt_reader import KINDS, PromptReader, in_context, with_bias
 from vidora.models.text_encoder import TextEncoder
 from vidora.world.captions import (
     BACKGROUND_WORDS,
@@ -90,10 +90,14 @@ def label_captions(captions: list[str], table: dict[str, str]) -> list[list[tupl
 
 
 def training_captions(
-    count: int, seed: int, without: frozenset[str] = frozenset()
+    count: int,
+    seed: int,
+    without: frozenset[str] = frozenset(),
+    using: frozenset[str] | None = None,
 ) -> list[tuple[str, Scene]]:
     """`count` training captions and their scenes (one and two objects, as training draws
-    them), skipping any caption that uses a phrase of `without`."""
+    them), skipping any caption that uses a phrase of `without` and, given `using`, any that
+    uses none of its phrases."""
     rng = np.random.default_rng(seed)
     table = training_phrases()
     out: list[tuple[str, Scene]] = []
@@ -101,7 +105,8 @@ def training_captions(
         scene = sample_scene(rng, "64x64")
         caption = write_caption(scene, rng, "train")
         (spans,) = label_captions([caption], table)
-        if not any(phrase in without for _, _, phrase in spans):
+        used = {phrase for _, _, phrase in spans}
+        if not used & without and (using is None or used & using):
             out.append((caption, scene))
     return out
 
@@ -153,8 +158,9 @@ def labelled_tokens(encoder: TextEncoder, captions: list[str]) -> LabelledTokens
 
 
 def _design(states: torch.Tensor) -> torch.Tensor:
-    """States (N, D) with a column of ones for the bias: (N, D + 1), float64."""
-    return torch.cat([states.double(), torch.ones(len(states), 1, dtype=torch.float64)], dim=1)
+    """States (N, D) with a column of ones for the bias, as the reader reads them: (N, D + 1),
+    float64 for the solve."""
+    return with_bias(states).double()
 
 
 def _solve(gram: torch.Tensor, cross: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -286,17 +292,9 @@ def synonyms_out_reading(
     reader's rules and readouts on words it never saw, with no held-out word involved."""
     without = left_out_synonyms()
     reader, _ = fit_prompt_reader(encoder, count, seed, without=without)
-    rng = np.random.default_rng(seed + 1)
-    table = training_phrases()
-    right = objects = objects_right = unread = total = 0
+    right = objects = objects_right = unread = 0
     misses: list[dict] = []
-    while total < prompts:
-        scene = sample_scene(rng, "64x64")
-        caption = write_caption(scene, rng, "train")
-        (spans,) = label_captions([caption], table)
-        if not any(phrase in without for _, _, phrase in spans):
-            continue
-        total += 1
+    for caption, scene in training_captions(prompts, seed + 1, using=without):
         want = [(o.colour, o.shape, o.motion) for o in scene.objects]
         objects += len(want)
         reading = reader.read(encoder, caption)
@@ -311,8 +309,8 @@ def synonyms_out_reading(
             misses.append({"prompt": caption, "read_as": reading.prompt})
     return {
         "left_out": sorted(without),
-        "prompts": total,
-        "read_right": right / total,
+        "prompts": prompts,
+        "read_right": right / prompts,
         "objects_right": objects_right / objects,
         "unread": unread,
         "misses": misses[:12],
