@@ -7,6 +7,10 @@ Prints one JSON object: per split, prompts read right whole, objects read right,
 reader could not read (drawn as written), and, per attribute, how often a read object's concept
 was right, with a few examples of each kind of miss. No video is drawn.
 
+It also reads `NOVEL`: shape and motion phrases in neither wording's captions, written for
+this probe before any reader read them, each in three sentences (a training-style one, a list,
+and one in neither wording's frames).
+
 With `--synonyms-out` it also fits a reader on training captions without one training phrase
 per concept (`vidora.train.prompt_reader.left_out_synonyms`) and reads 400 training captions
 that use them: the reader on words it never saw, with no held-out word involved.
@@ -22,11 +26,37 @@ from collections import Counter
 
 from vidora.pipelines.text_to_video import TextToVideoPipeline
 from vidora.train.prompt_reader import synonyms_out_reading
-from vidora.world.captions import parse_prompt
+from vidora.world.captions import MOTION_PHRASES, SHAPE_WORDS, parse_prompt
 from vidora.world.splits import get_clip
 
 SPLITS = ("eval-seen", "eval-wording", "eval-composition")
 ATTRIBUTES = ("colour", "shape", "motion")
+
+NOVEL: dict[str, dict[str, tuple[str, ...]]] = {
+    "motion": {
+        "left": ("heading left", "going left", "moving leftwards", "shifting to the left",
+                 "sliding leftwards"),
+        "right": ("heading right", "going right", "moving rightwards", "shifting to the right",
+                  "sliding rightwards"),
+        "up": ("going up", "floating upwards", "climbing", "soaring", "lifting off"),
+        "down": ("going down", "dropping", "plummeting", "sliding downwards", "heading down"),
+        "still": ("staying put", "holding still", "frozen in place", "not budging", "resting"),
+        "bouncing": ("bobbing", "jumping up and down", "springing", "leaping",
+                     "bouncing around"),
+    },
+    "shape": {
+        "circle": ("sphere", "round shape", "ring", "disk", "circular shape"),
+        "square": ("rectangle", "square shape", "brick", "quadrilateral", "four-sided shape"),
+        "triangle": ("triangular block", "cone", "arrowhead", "three-sided shape", "delta"),
+    },
+}  # fmt: skip
+"""Phrases in neither wording, per kind and concept (written before any reader read them)."""
+NOVEL_SENTENCES = (
+    "A red {shape} {motion} on a black background.",
+    "blue {shape}, {motion}, gray backdrop",
+    "There is a green {shape} {motion} in front of a navy canvas.",
+)
+"""Each novel phrase is read in these, with "circle" or "moving left" for the other slot."""
 
 
 def main() -> None:
@@ -79,9 +109,42 @@ def main() -> None:
             **{f"{a}_right": tally[f"{a}_right"] / paired for a in ATTRIBUTES},
             "misses": misses[:12],
         }
+    report["novel_phrases"] = novel_reading(pipe)
     if args.synonyms_out:
         report["synonyms_out"] = synonyms_out_reading(pipe.text_encoder)
     print(json.dumps(report, indent=1))
+
+
+def novel_reading(pipe: TextToVideoPipeline) -> dict:
+    """How often the reader names a `NOVEL` phrase's concept (one object read, that concept)."""
+    captions = {
+        p
+        for wording in (SHAPE_WORDS, MOTION_PHRASES)
+        for table in wording.values()
+        for phrases in table.values()
+        for p in (phrases if isinstance(phrases[0], str) else [q for f in phrases for q in f])
+    }
+    right = total = 0
+    misses: set[str] = set()
+    for kind, table in NOVEL.items():
+        for concept, phrases in table.items():
+            for phrase in phrases:
+                if phrase in captions:
+                    raise ValueError(f"{phrase!r} is in a wording's captions: not novel")
+                for sentence in NOVEL_SENTENCES:
+                    text = sentence.format(
+                        shape=phrase if kind == "shape" else "circle",
+                        motion=phrase if kind == "motion" else "moving left",
+                    )
+                    reading = pipe.reader.read(pipe.text_encoder, text)
+                    read = None
+                    if reading is not None and len(reading.objects) == 1:
+                        read = getattr(reading.objects[0], kind)
+                    right += read == concept
+                    total += 1
+                    if read != concept:
+                        misses.add(f"{phrase} -> {read}")
+    return {"read_right": right / total, "read": total, "misses": sorted(misses)}
 
 
 if __name__ == "__main__":

@@ -8,10 +8,19 @@ import re
 import pytest
 import torch
 
-from vidora.models.prompt_reader import KINDS, PromptReader, Reading, ReadObject, in_context
+from vidora.models.prompt_reader import (
+    KINDS,
+    PromptReader,
+    Reading,
+    ReadObject,
+    in_context,
+    template_states,
+)
 from vidora.models.text_encoder import TextEncoder
 from vidora.pipelines import TextToVideoPipeline
 from vidora.train.prompt_reader import (
+    TEMPLATED_KINDS,
+    concept_templates,
     fit_prompt_reader,
     label_captions,
     left_out_synonyms,
@@ -23,6 +32,7 @@ from vidora.world.captions import (
     MOTION_PHRASES,
     SHAPE_WORDS,
     SIZE_WORDS,
+    TEMPLATES,
 )
 
 TWO = "a little red disc sliding to the left and a blue box rising on a navy backdrop"
@@ -96,6 +106,55 @@ def test_a_prompt_it_cannot_read_is_not_read(fitted) -> None:
         reader.read(TextEncoder.tiny_random(0, dim=32), TWO)
 
 
+def test_the_templates_are_training_captions_with_a_slot() -> None:
+    table = training_phrases()
+    for kind, word in (("shape", "disc"), ("motion", "sinking"), ("size", "little")):
+        templates = concept_templates(kind)
+        assert len(templates) == len(TEMPLATES["train"][1])
+        assert all(t.count("{}") == 1 for t in templates)
+        # Filled with a training phrase of its kind, each is a one-object training caption:
+        # the labeller finds the phrase, a colour, a shape, a motion and a background in it.
+        for caption in label_captions([t.replace("{}", word) for t in templates], table):
+            found = [phrase for _, _, phrase in caption]
+            assert word in found
+            assert {"colour", "shape", "motion", "background"} <= {
+                table[p].split(":")[0] for p in found
+            }
+
+
+def test_template_states_are_the_words_unit_states_in_the_sentence() -> None:
+    encoder = TextEncoder.tiny_random(0, dim=64)
+    states = template_states(encoder, ["a red {}", "{} on a black background"], ["box", "big disc"])
+    assert states.shape == (2, 65)
+    assert torch.allclose(states[:, :64].norm(dim=1), torch.ones(2))
+    assert states[:, 64].tolist() == [1.0, 1.0]
+    # "big disc" is read where it stands: the mean of its tokens' states there.
+    tokens, _ = encoder.encode(["big disc on a black background"])  # (1, L, 64)
+    offsets = encoder.token_offsets(["big disc on a black background"])[0]
+    own = [i for i, (a, b) in enumerate(offsets) if a < b and b <= len("big disc")]
+    want = torch.nn.functional.normalize(tokens[0, own].mean(0), dim=0)
+    assert torch.allclose(states[1, :64], want, atol=1e-6)
+
+
+def test_templated_kinds_are_fitted_and_can_be_left_out(fitted) -> None:
+    encoder, reader, report = fitted
+    assert set(reader.templates) == set(TEMPLATED_KINDS)
+    assert reader.templates["shape"] == concept_templates("shape")
+    assert {"shape", "motion", "size"} <= set(report["penalties"])
+    # Without templates every kind is named in the prompt (v18's reader), and still reads.
+    plain, _ = fit_prompt_reader(encoder, count=600, seed=0, penalties=(0.1, 1.0), templated=())
+    assert plain.templates == {}
+    assert plain.read(encoder, TWO) == reader.read(encoder, TWO)
+    with pytest.raises(ValueError, match="one {} for the phrase"):
+        PromptReader(
+            reader.kind_weights,
+            reader.concept_weights,
+            reader.concepts,
+            {},
+            templates={"shape": ["a red shape"]},
+        )
+
+
 def test_context_puts_each_state_beside_its_neighbours() -> None:
     states = torch.arange(6.0).reshape(3, 2)  # (L=3, D=2)
     near = in_context(states)
@@ -132,6 +191,7 @@ def test_the_pipeline_gives_the_dit_the_rewritten_prompt(fitted, tmp_path, monke
     assert loaded.reader is not None
     for kind in KINDS:
         assert torch.equal(loaded.reader.concept_weights[kind], reader.concept_weights[kind])
+    assert loaded.reader.templates == reader.templates
     assert loaded.reader.read(encoder, TWO) == reader.read(encoder, TWO)
 
 
@@ -164,8 +224,8 @@ def test_a_reading_writes_articles_and_sentence_case() -> None:
 
 
 def test_the_builtin_reader_reads_words_no_caption_holds() -> None:
-    """The shipped reader, on MiniLM: 'rectangle', 'round thing', 'travels to the right' and
-    'going downwards' are in neither wording's captions."""
+    """The shipped reader, on MiniLM: 'rectangle', 'round thing', 'travels to the right',
+    'going downwards', 'sphere' and 'plummeting' are in neither wording's captions."""
     pipe = TextToVideoPipeline.from_pretrained()
     assert pipe.reader is not None
     read = pipe.reader.read(pipe.text_encoder, "A green rectangle that travels to the right.")
@@ -175,6 +235,8 @@ def test_the_builtin_reader_reads_words_no_caption_holds() -> None:
     )
     assert read is not None and read.objects == (ReadObject("yellow", "circle", "down", None),)
     assert read.prompt == "A yellow circle moving down on a grey background."  # grey: kept
+    read = pipe.reader.read(pipe.text_encoder, "A red sphere plummeting on a black background.")
+    assert read is not None and read.objects == (ReadObject("red", "circle", "down", None),)
     # A background word no caption holds is kept for one object, and for two written as a
     # training word, one canvas for both.
     one = pipe.reader.read(pipe.text_encoder, "A red circle moving right, ebony backdrop.")

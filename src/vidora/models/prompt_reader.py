@@ -12,7 +12,11 @@ held-out word is ever shown to it:
    colour word);
 2. consecutive words of one kind make a phrase (with up to two short plain words inside it:
    "sliding *to the* left"; punctuation ends one), and one ridge map per kind names the
-   phrase's concept from its tokens' mean state;
+   phrase's concept. Colours and backgrounds are named from the phrase's tokens' mean state in
+   the prompt. An object's shape, motion and size are named from the phrase's own words set in
+   the training templates ("red {}, moving left, black background") and re-encoded: the same
+   words in the same places whatever the prompt says around them, so a new word is read among
+   the sentences where its synonyms were learned, not pulled towards its prompt's other words;
 3. each colour word starts an object, whose shape and motion are the first such phrases before
    the next colour word (a colour word with no shape names the background: "indigo scenery").
 
@@ -107,7 +111,8 @@ class _Phrase:
 
 class PromptReader:
     """Two ridge readouts of token states: what kind of thing each word names (or "other"),
-    then, for each phrase of one kind, which concept its mean state names."""
+    then, for each phrase of one kind, which concept it names (from its mean state in the
+    prompt, or, for the kinds `templates` names, in those sentences)."""
 
     def __init__(
         self,
@@ -117,6 +122,7 @@ class PromptReader:
         phrases: dict[str, str],
         default_background: str = "black",
         backgrounds: tuple[str, ...] = (),
+        templates: dict[str, list[str]] | None = None,
     ):
         self.kind_weights = kind_weights.float()  # (3D + 1, 1 + kinds): the last row is the bias
         self.concept_weights = {k: w.float() for k, w in concept_weights.items()}  # (D + 1, C)
@@ -133,6 +139,12 @@ class PromptReader:
         self.default_background = default_background
         self.backgrounds = tuple(backgrounds)
         """The background words the DiT was trained on: kept as the prompt writes them."""
+        self.templates = {k: list(v) for k, v in (templates or {}).items()}
+        """kind -> sentences with a {} for a phrase of it, in which the phrase is re-encoded
+        to name its concept (`template_states`); kinds not here are named in the prompt."""
+        for kind, sentences in self.templates.items():
+            if kind not in KINDS or not sentences or any(t.count("{}") != 1 for t in sentences):
+                raise ValueError(f"templates for {kind!r}: each needs one {{}} for the phrase")
 
     @property
     def dim(self) -> int:
@@ -229,23 +241,41 @@ class PromptReader:
                     if kinds[n - gap - 1] == kind:
                         kinds[n - gap : n] = [kind] * gap
                         break
-        # Consecutive words of one kind are one phrase (a colour word always its own), named by
-        # the concept readout of their tokens' mean state.
+        # Consecutive words of one kind are one phrase (a colour word always its own).
         colour = 1 + KINDS.index("colour")
-        phrases: list[_Phrase] = []
+        found: list[tuple[str, int, int, torch.Tensor]] = []  # kind, start, end, mean state
         first = 0
         for n in range(1, len(words) + 1):
             ends = n == len(words) or kinds[n] != kinds[first] or kinds[n] == colour
             if not ends:
                 continue
             if kinds[first] > 0:
-                kind = KINDS[kinds[first] - 1]
                 tokens = [t for w in words[first:n] for t in w]
-                state = x[tokens].mean(0)  # (D + 1,)
-                concept = self.concepts[kind][int((state @ self.concept_weights[kind]).argmax())]
-                phrases.append(_Phrase(kind, concept, spans[first][0], spans[n - 1][1], state))
+                kind = KINDS[kinds[first] - 1]
+                found.append((kind, spans[first][0], spans[n - 1][1], x[tokens].mean(0)))
             first = n
+        # Each is named by its kind's concept readout: of its mean state in the prompt, or, for
+        # the templated kinds, of its words' states in the kind's sentences (one batch for all).
+        templated = [(kind, text[a:b]) for kind, a, b, _ in found if kind in self.templates]
+        states_in_templates = iter(self._template_states(encoder, templated))
+        phrases: list[_Phrase] = []
+        for kind, start, end, state in found:
+            read_from = next(states_in_templates) if kind in self.templates else state  # (D + 1,)
+            concept = self.concepts[kind][int((read_from @ self.concept_weights[kind]).argmax())]
+            phrases.append(_Phrase(kind, concept, start, end, state))
         return phrases
+
+    def _template_states(
+        self, encoder: TextEncoder, phrases: list[tuple[str, str]]
+    ) -> list[torch.Tensor]:
+        """Per (kind, words), the words' states in the kind's templates, averaged: (D + 1,)."""
+        if not phrases:
+            return []
+        templates = [t for kind, _ in phrases for t in self.templates[kind]]
+        words = [w for kind, w in phrases for _ in self.templates[kind]]
+        states = template_states(encoder, templates, words)  # (sum of T, D + 1)
+        counts = [len(self.templates[kind]) for kind, _ in phrases]
+        return [group.mean(0) for group in states.split(counts)]
 
     # --- saving -----------------------------------------------------------------------
 
@@ -256,12 +286,13 @@ class PromptReader:
         return out
 
     def config(self) -> dict:
-        """Its concepts and phrases for a release file's header."""
+        """Its concepts, phrases and templates for a release file's header."""
         return {
             "concepts": self.concepts,
             "phrases": self.phrases,
             "default_background": self.default_background,
             "backgrounds": list(self.backgrounds),
+            "templates": self.templates,
         }
 
     @classmethod
@@ -276,6 +307,7 @@ class PromptReader:
             config["phrases"],
             config.get("default_background", "black"),
             tuple(config.get("backgrounds", ())),
+            config.get("templates"),
         )
 
 
@@ -285,6 +317,25 @@ def in_context(states: torch.Tensor) -> torch.Tensor:
     word follows a colour word), which its own state says only in part."""
     pad = torch.zeros_like(states[:1])
     return torch.cat([torch.cat([pad, states[:-1]]), states, torch.cat([states[1:], pad])], dim=1)
+
+
+def template_states(encoder: TextEncoder, templates: list[str], words: list[str]) -> torch.Tensor:
+    """Each of `words` set in its template (the {} of `templates[i]`), the mean state of its
+    tokens there, L2-normalised, with a 1 for the bias: (N, D + 1). Normalised, a word's
+    readout does not grow with how strongly the encoder states it."""
+    texts = [t.replace("{}", w) for t, w in zip(templates, words, strict=True)]
+    states, _ = encoder.encode(texts)  # (N, L, D)
+    rows = []
+    for k, (template, word, offsets) in enumerate(
+        zip(templates, words, encoder.token_offsets(texts), strict=True)
+    ):
+        start = template.index("{}")
+        end = start + len(word)
+        tokens = [i for i, (a, b) in enumerate(offsets) if a < b and start <= a and b <= end]
+        if not tokens:
+            raise ValueError(f"{word!r} has no tokens of its own in {template!r}")
+        rows.append(states[k, tokens].mean(0))
+    return with_bias(torch.nn.functional.normalize(torch.stack(rows).cpu(), dim=-1))
 
 
 def with_bias(states: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,11 @@ leftward" -> motion:left; every other token is "other"), and one ridge map is fi
 frozen text encoder's token states to those labels. Only the training wording is used: the ridge
 penalty is chosen by leaving out each training synonym in turn and reading it from the others
 (as `vidora eval-text` does), so the held-out wording chooses nothing and is never seen.
+
+An object's shape, motion and size are named by a second kind of readout: every training phrase
+of the kind set in each one-object training template (`concept_templates`), its words' states
+there mapped to its concept. The sentences are the training wording's own, filled in turn, so
+no sentence was written with the held-out wording in mind.
 """
 
 from __future__ import annotations
@@ -17,13 +22,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vidora.models.prompt_reader import KINDS, PromptReader, in_context, with_bias
+from vidora.models.prompt_reader import (
+    KINDS,
+    PromptReader,
+    in_context,
+    template_states,
+    with_bias,
+)
 from vidora.models.text_encoder import TextEncoder
 from vidora.world.captions import (
+    BACKGROUND_NOUNS,
     BACKGROUND_WORDS,
     MOTION_PHRASES,
     SHAPE_WORDS,
     SIZE_WORDS,
+    TEMPLATES,
+    fill_template,
     write_caption,
 )
 from vidora.world.scene import Scene, sample_scene
@@ -32,8 +46,42 @@ from vidora.world.spec import COLOURS
 PENALTIES: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0)
 """Ridge penalties the synonym-out validation chooses from."""
 
+TEMPLATE_PENALTIES: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
+"""The same for the templated readouts, whose rows are unit states (one per phrase and
+template, not thousands of tokens), so the useful penalties are smaller."""
+
+TEMPLATED_KINDS: tuple[str, ...] = ("shape", "motion", "size")
+"""The kinds the reader names from their words re-encoded in training sentences (an object's
+own words); colours and backgrounds are named in the prompt (`PromptReader`)."""
+
 ENCODE_BATCH = 64
 """Captions encoded together."""
+
+
+def concept_templates(kind: str) -> list[str]:
+    """The one-object training templates, each with a {} where a phrase of `kind` goes and the
+    other fields filled in (colours, shapes, motions and backgrounds in turn): sentences in
+    the training wording, so no sentence is written with held-out wording in mind."""
+    slot = "\0"  # the phrase's place, a {} once filled (the templates' own fields use braces)
+    shapes = [words[0] for words in SHAPE_WORDS["train"].values()]
+    motions = list(MOTION_PHRASES["train"].values())
+    backgrounds = [words[0] for words in BACKGROUND_WORDS["train"].values()]
+    colours = list(COLOURS)
+    sentences = []
+    for n, template in enumerate(TEMPLATES["train"][1]):
+        (participle, *_), (finite, *_) = motions[n % len(motions)]
+        colour, shape = colours[n % len(colours)], shapes[n % len(shapes)]
+        fields = {
+            "obj": {"shape": f"{colour} {slot}", "size": f"{slot} {colour} {shape}"}.get(
+                kind, f"{colour} {shape}"
+            ),
+            "mp": slot if kind == "motion" else participle,
+            "mf": slot if kind == "motion" else finite,
+            "bg": backgrounds[n % len(backgrounds)],
+            "bn": BACKGROUND_NOUNS[n % len(BACKGROUND_NOUNS)],
+        }
+        sentences.append(fill_template(template, fields).replace(slot, "{}"))
+    return sentences
 
 
 def training_phrases() -> dict[str, str]:
@@ -183,17 +231,27 @@ def _synonyms(kind: str) -> dict[str, str]:
 
 
 def _synonym_out(
-    x: torch.Tensor, y: torch.Tensor, groups: list[torch.Tensor], penalty: float
+    x: torch.Tensor,
+    y: torch.Tensor,
+    groups: list[torch.Tensor],
+    penalty: float,
+    one_reading: bool = False,
 ) -> float:
     """Each group of rows (one training phrase's) read by a ridge fitted without them: the
-    share of rows whose argmax is their target's."""
+    share of rows whose argmax is their target's, or with `one_reading` (a phrase's rows are
+    its templates, read together), the share of groups whose mean score's argmax is."""
     gram, cross = x.T @ x, x.T @ y
     right = total = 0
     for rows in groups:
         xp, yp = x[rows], y[rows]
         weights = _solve(gram - xp.T @ xp, cross - xp.T @ yp, penalty)
-        right += int(((xp @ weights).argmax(1) == yp.argmax(1)).sum())
-        total += len(rows)
+        scores = xp @ weights  # (rows, K)
+        if one_reading:
+            right += int(scores.mean(0).argmax() == yp[0].argmax())
+            total += 1
+        else:
+            right += int((scores.argmax(1) == yp.argmax(1)).sum())
+            total += len(rows)
     return right / max(total, 1)
 
 
@@ -218,15 +276,25 @@ def fit_prompt_reader(
     log: Callable[[str], None] | None = None,
     penalties: tuple[float, ...] = PENALTIES,
     without: frozenset[str] = frozenset(),
+    templated: tuple[str, ...] = TEMPLATED_KINDS,
 ) -> tuple[PromptReader, dict]:
     """A reader fitted on `count` training captions (none using a phrase of `without`), and
-    what choosing its penalties (among `penalties`) measured."""
+    what choosing its penalties (among `penalties`) measured; the `templated` kinds are read
+    in `concept_templates` (none: every kind in the prompt, as v18's reader does)."""
+    templates = {kind: concept_templates(kind) for kind in templated}
     captions = [caption for caption, _ in training_captions(count, seed, without)]
     data = labelled_tokens(encoder, captions)
     report: dict = {"captions": count, "tokens": len(data.kinds), "penalties": {}}
 
-    def choose(name: str, x: torch.Tensor, y: torch.Tensor, groups: list[torch.Tensor]) -> float:
-        scored = {p: _synonym_out(x, y, groups, p) for p in penalties}
+    def choose(
+        name: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        groups: list[torch.Tensor],
+        penalties: tuple[float, ...] = penalties,
+        one_reading: bool = False,
+    ) -> float:
+        scored = {p: _synonym_out(x, y, groups, p, one_reading) for p in penalties}
         penalty = max(penalties, key=lambda p: (scored[p], p))  # ties: the larger penalty
         report["penalties"][name] = {"chosen": penalty, "synonym_out_accuracy": scored}
         if log:
@@ -249,9 +317,15 @@ def fit_prompt_reader(
     ]
     kind_weights = _solve(x.T @ x, x.T @ y, choose("kind", x, y, groups))
 
-    # 2. Per kind, which concept a phrase's mean state names.
+    # 2. Per kind, which concept a phrase names: colours and backgrounds from the phrase's
+    # mean state in its caption, the templated kinds from its words' states in the templates.
     concept_weights, concepts = {}, {}
     for kind in KINDS:
+        if kind in templates:
+            concepts[kind], concept_weights[kind] = _fit_templated(
+                encoder, kind, templates[kind], without, choose
+            )
+            continue
         means, phrase_list, concept_list = _phrase_means(data, kind)
         concepts[kind] = sorted(set(concept_list))
         y = torch.nn.functional.one_hot(
@@ -267,9 +341,51 @@ def fit_prompt_reader(
         concept_weights[kind] = _solve(means.T @ means, means.T @ y, penalty).float()
     backgrounds = tuple(p for phrases in BACKGROUND_WORDS["train"].values() for p in phrases)
     reader = PromptReader(
-        kind_weights.float(), concept_weights, concepts, written_phrases(), "black", backgrounds
+        kind_weights.float(),
+        concept_weights,
+        concepts,
+        written_phrases(),
+        "black",
+        backgrounds,
+        templates,
     )
     return reader, report
+
+
+def _fit_templated(
+    encoder: TextEncoder,
+    kind: str,
+    templates: list[str],
+    without: frozenset[str],
+    choose: Callable[..., float],
+) -> tuple[list[str], torch.Tensor]:
+    """A templated kind's concepts and readout (D + 1, C): every training phrase of the kind
+    (but `without`) in every template, one row each, the penalty chosen by reading each synonym
+    from its templates with the others' readout."""
+    table = {
+        p: label.split(":")[1]
+        for p, label in training_phrases().items()
+        if label.startswith(kind + ":") and p not in without
+    }
+    phrases = list(table)
+    concepts = sorted(set(table.values()))
+    x = template_states(
+        encoder, [t for _ in phrases for t in templates], [p for p in phrases for _ in templates]
+    ).double()  # (P * T, D + 1)
+    labels = torch.tensor([concepts.index(table[p]) for p in phrases])
+    y = (
+        torch.nn.functional.one_hot(labels, len(concepts))
+        .double()
+        .repeat_interleave(len(templates), 0)
+    )  # (P * T, C)
+    synonyms = _synonyms(kind)
+    groups = [
+        torch.arange(k * len(templates), (k + 1) * len(templates))
+        for k, p in enumerate(phrases)
+        if p in synonyms
+    ]
+    penalty = choose(kind, x, y, groups, TEMPLATE_PENALTIES, one_reading=True)
+    return concepts, _solve(x.T @ x, x.T @ y, penalty).float()
 
 
 def left_out_synonyms() -> frozenset[str]:

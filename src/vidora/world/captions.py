@@ -224,6 +224,20 @@ def write_caption_with_spans(
     return (_sentence_case(caption) if template.endswith(".") else caption), tuple(spans)
 
 
+def fill_template(template: str, fields: dict[str, str]) -> str:
+    """A template (`TEMPLATES`) filled in as `write_caption` fills it: `fields` gives "obj",
+    "mp", "mf" and "bg" ("a_obj" and "a_bg" follow with their articles, "bn" defaults to
+    "background"); sentences are capitalised."""
+    fields = {
+        "a_obj": f"{_article(fields['obj'])} {fields['obj']}",
+        "a_bg": f"{_article(fields['bg'])} {fields['bg']}",
+        "bn": "background",
+        **fields,
+    }
+    caption, _ = _fill(template, fields)
+    return _sentence_case(caption) if template.endswith(".") else caption
+
+
 def _fill(template: str, fields: dict[str, str]) -> tuple[str, dict[str, tuple[int, int]]]:
     """`template.format(**fields)` and where each field it used landed, [start, end)."""
     parts: list[str] = []
