@@ -24,9 +24,10 @@ import argparse
 import json
 from collections import Counter
 
+from vidora.eval.wording import PHRASES
 from vidora.pipelines.text_to_video import TextToVideoPipeline
 from vidora.train.prompt_reader import synonyms_out_reading
-from vidora.world.captions import MOTION_PHRASES, SHAPE_WORDS, parse_prompt
+from vidora.world.captions import parse_prompt
 from vidora.world.splits import get_clip
 
 SPLITS = ("eval-seen", "eval-wording", "eval-composition")
@@ -119,10 +120,10 @@ def novel_reading(pipe: TextToVideoPipeline) -> dict:
     """How often the reader names a `NOVEL` phrase's concept (one object read, that concept)."""
     captions = {
         p
-        for wording in (SHAPE_WORDS, MOTION_PHRASES)
-        for table in wording.values()
+        for kind in NOVEL
+        for table in PHRASES[kind].values()
         for phrases in table.values()
-        for p in (phrases if isinstance(phrases[0], str) else [q for f in phrases for q in f])
+        for p in phrases
     }
     right = total = 0
     misses: set[str] = set()
