@@ -13,9 +13,12 @@ and one in neither wording's frames).
 
 With `--synonyms-out` it also fits a reader on training captions without one training phrase
 per concept (`vidora.train.prompt_reader.left_out_synonyms`) and reads 400 training captions
-that use them: the reader on words it never saw, with no held-out word involved.
+that use them: the reader on words it never saw, with no held-out word involved. With
+`--frames-out` it fits one without the last training templates
+(`vidora.train.prompt_reader.FRAMES_OUT`) and reads 400 training captions written in them: the
+reader in sentence frames it never saw. Both fit their reader's kind readout as the release's.
 
-    python scripts/probe_reader.py --seeds 0,1,2 -n 200 --synonyms-out
+    python scripts/probe_reader.py --seeds 0,1,2 -n 200 --synonyms-out --frames-out
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections import Counter
 
 from vidora.eval.wording import PHRASES
 from vidora.pipelines.text_to_video import TextToVideoPipeline
-from vidora.train.prompt_reader import synonyms_out_reading
+from vidora.train.prompt_reader import frames_out_reading, synonyms_out_reading
 from vidora.world.captions import parse_prompt
 from vidora.world.splits import get_clip
 
@@ -66,6 +69,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("-n", type=int, default=200, help="prompts per split and seed")
     parser.add_argument("--synonyms-out", action="store_true", help="also the left-out check")
+    parser.add_argument("--frames-out", action="store_true", help="also the frames-out check")
     args = parser.parse_args()
     pipe = TextToVideoPipeline.from_pretrained(args.checkpoint)
     if pipe.reader is None:
@@ -111,8 +115,11 @@ def main() -> None:
             "misses": misses[:12],
         }
     report["novel_phrases"] = novel_reading(pipe)
+    context = pipe.reader.kind_context
     if args.synonyms_out:
-        report["synonyms_out"] = synonyms_out_reading(pipe.text_encoder)
+        report["synonyms_out"] = synonyms_out_reading(pipe.text_encoder, kind_context=context)
+    if args.frames_out:
+        report["frames_out"] = frames_out_reading(pipe.text_encoder, kind_context=context)
     print(json.dumps(report, indent=1))
 
 

@@ -607,22 +607,34 @@ def train_reader(
     ),
     captions: int = typer.Option(3000, "--captions", min=100, help="Training captions to fit on."),
     seed: int = typer.Option(0, "--seed", help="Seed of the captions drawn."),
+    kind_context: str = typer.Option(
+        "own",
+        "--kind-context",
+        help="What the kind readout reads of each token: own (v20) or neighbours (v18, v19).",
+    ),
     note: str | None = typer.Option(None, "--note", help="The release note to write in it."),
 ) -> None:
     """Fit the prompt reader on Shapes World's training captions and write a release with it:
     prompts it can read are rewritten in the training wording before the DiT sees them."""
     from rich.console import Console
 
+    from vidora.models.prompt_reader import KIND_CONTEXTS
     from vidora.pipelines import TextToVideoPipeline
     from vidora.pipelines.text_to_video import builtin_weights
     from vidora.train.checkpoint import load_checkpoint_info
     from vidora.train.prompt_reader import fit_prompt_reader
 
+    if kind_context not in KIND_CONTEXTS:
+        raise typer.BadParameter(
+            f"{kind_context!r}: choose {' or '.join(KIND_CONTEXTS)}", param_hint="--kind-context"
+        )
     console = Console()
     source = checkpoint or str(builtin_weights())
     pipeline = TextToVideoPipeline.from_pretrained(source)
     with console.status(f"fitting the prompt reader on {captions} training captions"):
-        reader, report = fit_prompt_reader(pipeline.text_encoder, captions, seed, console.log)
+        reader, report = fit_prompt_reader(
+            pipeline.text_encoder, captions, seed, console.log, kind_context=kind_context
+        )
     pipeline.reader = reader
     meta = {**load_checkpoint_info(source)[1], "reader": report}
     if note is not None:

@@ -14,14 +14,17 @@ from vidora.models.prompt_reader import (
     Reading,
     ReadObject,
     in_context,
+    kind_features,
     template_states,
 )
 from vidora.models.text_encoder import TextEncoder
 from vidora.pipelines import TextToVideoPipeline
 from vidora.train.prompt_reader import (
+    FRAMES_OUT,
     TEMPLATED_KINDS,
     concept_templates,
     fit_prompt_reader,
+    frames_out_reading,
     label_captions,
     left_out_synonyms,
     training_captions,
@@ -161,6 +164,50 @@ def test_context_puts_each_state_beside_its_neighbours() -> None:
     assert near.shape == (3, 6)
     assert near[1].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert near[0, :2].tolist() == [0.0, 0.0] and near[2, 4:].tolist() == [0.0, 0.0]
+    assert torch.equal(kind_features(states, "neighbours"), near)
+    assert torch.equal(kind_features(states, "own"), states)
+
+
+def test_the_kind_readout_reads_own_states_or_neighbours(fitted, tmp_path) -> None:
+    encoder, reader, report = fitted
+    assert reader.kind_context == report["kind_context"] == "own"
+    assert reader.kind_weights.shape == (64 + 1, len(KINDS) + 1)
+    near, near_report = fit_prompt_reader(
+        encoder, count=600, seed=0, penalties=(0.1, 1.0), kind_context="neighbours"
+    )
+    assert near.kind_weights.shape == (3 * 64 + 1, len(KINDS) + 1)
+    assert near_report["kind_context"] == "neighbours"
+    assert near.read(encoder, TWO) == reader.read(encoder, TWO)
+    # A release file says which; v18's and v19's say none and read with neighbours.
+    config = near.config()
+    assert config.pop("kind_context") == "neighbours"
+    loaded = PromptReader.from_release(near.tensors(), config)
+    assert loaded.kind_context == "neighbours" and loaded.read(encoder, TWO) == near.read(
+        encoder, TWO
+    )
+    with pytest.raises(ValueError, match="kind_context"):
+        PromptReader(
+            reader.kind_weights, reader.concept_weights, reader.concepts, {}, kind_context="both"
+        )
+    with pytest.raises(ValueError, match="need 3D \\+ 1 rows"):  # own-state weights
+        PromptReader(
+            reader.kind_weights,
+            reader.concept_weights,
+            reader.concepts,
+            {},
+            kind_context="neighbours",
+        )
+
+
+def test_the_frames_out_check_reads_frames_the_reader_never_saw() -> None:
+    encoder = TextEncoder.tiny_random(0, dim=64)
+    report = frames_out_reading(encoder, count=600, prompts=60, seed=0)
+    left = [t for n in sorted(FRAMES_OUT) for t in TEMPLATES["train"][n][-FRAMES_OUT[n] :]]
+    assert report["left_out"] == left and report["prompts"] == 60
+    assert 0.0 <= report["read_right"] <= report["objects_right"] <= 1.0
+    # Its reader's own templates hold none of the frames left out.
+    kept = {n: TEMPLATES["train"][n][: -FRAMES_OUT[n]] for n in FRAMES_OUT}
+    assert len(concept_templates("shape", kept)) == len(kept[1])
 
 
 def test_wrong_weights_are_refused(fitted) -> None:
@@ -192,6 +239,7 @@ def test_the_pipeline_gives_the_dit_the_rewritten_prompt(fitted, tmp_path, monke
     for kind in KINDS:
         assert torch.equal(loaded.reader.concept_weights[kind], reader.concept_weights[kind])
     assert loaded.reader.templates == reader.templates
+    assert loaded.reader.kind_context == reader.kind_context
     assert loaded.reader.read(encoder, TWO) == reader.read(encoder, TWO)
 
 

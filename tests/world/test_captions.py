@@ -243,6 +243,22 @@ def test_same_generator_gives_same_caption_and_bad_wording_is_refused() -> None:
         write_caption(scene, np.random.default_rng(0), "fancy")  # type: ignore[arg-type]
 
 
+def test_captions_can_be_written_in_given_templates(scenes: list[Scene]) -> None:
+    """The prompt reader's frames-out check writes training captions in chosen frames."""
+    frames = {1: ("clip: {obj} {mp}, {bg} {bn}",), 2: ("{bg} {bn}: {obj1} {mp1}, {obj2} {mp2}",)}
+    for k, scene in enumerate(scenes[:100]):
+        caption = write_caption(scene, np.random.default_rng(k), templates=frames)
+        if len(scene.objects) == 1:
+            assert caption.startswith("clip: "), caption
+        else:
+            assert ": " in caption and not caption.startswith("clip"), caption
+        read = [(o.colour, o.shape, o.motion) for o in parse_prompt(caption).objects]
+        assert read == [(o.colour, o.shape, o.motion) for o in scene.objects], caption
+    with pytest.raises(ValueError, match="no caption templates for 2 objects"):
+        two = next(s for s in scenes if len(s.objects) == 2)
+        write_caption(two, np.random.default_rng(0), templates={1: frames[1]})
+
+
 def test_object_prompts_cut_each_object_out_in_the_prompts_own_words(
     scenes: list[Scene], captions: dict[str, list[str]]
 ) -> None:

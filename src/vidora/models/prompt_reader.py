@@ -8,8 +8,9 @@ generation time, fitted on the training captions alone (`vidora.train.prompt_rea
 held-out word is ever shown to it:
 
 1. what kind of thing each word names (colour, shape, motion, size, background or nothing), one
-   ridge map from the word's token states beside their neighbours' (a shape word follows a
-   colour word);
+   ridge map from the word's token states alone (v20), or beside their neighbours' (v18, v19: a
+   shape word follows a colour word, but in sentence frames no training caption has, the
+   neighbours mislead: MODEL.md, "v20");
 2. consecutive words of one kind make a phrase (with up to two short plain words inside it:
    "sliding *to the* left"; punctuation ends one), and one ridge map per kind names the
    phrase's concept. Colours and backgrounds are named from the phrase's tokens' mean state in
@@ -43,6 +44,9 @@ from vidora.models.text_encoder import TextEncoder
 
 KINDS: tuple[str, ...] = ("colour", "shape", "motion", "size", "background")
 """What a word can name; every other word is "other"."""
+
+KIND_CONTEXTS: tuple[str, ...] = ("own", "neighbours")
+"""What the kind readout reads of each token: its own state, or it beside its neighbours'."""
 
 GAP = 2
 """Plain words ("to the") that may stand inside one phrase."""
@@ -123,13 +127,20 @@ class PromptReader:
         default_background: str = "black",
         backgrounds: tuple[str, ...] = (),
         templates: dict[str, list[str]] | None = None,
+        kind_context: str = "own",
     ):
-        self.kind_weights = kind_weights.float()  # (3D + 1, 1 + kinds): the last row is the bias
+        if kind_context not in KIND_CONTEXTS:
+            raise ValueError(f"kind_context must be one of {KIND_CONTEXTS}, not {kind_context!r}")
+        self.kind_context = kind_context
+        # (D + 1, 1 + kinds) reading a token's own state, (3D + 1, ...) beside its neighbours':
+        # the last row is the bias.
+        self.kind_weights = kind_weights.float()
         self.concept_weights = {k: w.float() for k, w in concept_weights.items()}  # (D + 1, C)
-        if kind_weights.shape[1] != len(KINDS) + 1 or (kind_weights.shape[0] - 1) % 3:
+        rows = "D + 1" if kind_context == "own" else "3D + 1"
+        if kind_weights.shape[1] != len(KINDS) + 1 or (kind_weights.shape[0] - 1) % self._width:
             raise ValueError(
                 f"kind weights {tuple(kind_weights.shape)}: "
-                f"need 3D + 1 rows and {len(KINDS) + 1} columns"
+                f"need {rows} rows and {len(KINDS) + 1} columns"
             )
         for kind in KINDS:
             if concept_weights[kind].shape != (self.dim + 1, len(concepts[kind])):
@@ -147,9 +158,14 @@ class PromptReader:
                 raise ValueError(f"templates for {kind!r}: each needs one {{}} for the phrase")
 
     @property
+    def _width(self) -> int:
+        """Token states per row of the kind readout's input."""
+        return 1 if self.kind_context == "own" else 3
+
+    @property
     def dim(self) -> int:
         """The width of the token states it reads."""
-        return (self.kind_weights.shape[0] - 1) // 3
+        return (self.kind_weights.shape[0] - 1) // self._width
 
     @torch.inference_mode()
     def read(self, encoder: TextEncoder, text: str) -> Reading | None:
@@ -211,7 +227,8 @@ class PromptReader:
         (offsets,) = encoder.token_offsets([text])
         states = states[0, : len(offsets)].cpu()  # (L, D)
         x = with_bias(states)  # (L, D + 1)
-        kind_scores = with_bias(in_context(states)) @ self.kind_weights  # (L, 1 + kinds)
+        features = kind_features(states, self.kind_context)  # (L, D) or (L, 3D)
+        kind_scores = with_bias(features) @ self.kind_weights  # (L, 1 + kinds)
         # Word pieces ("rico", "##chet", "##ing") join into words: a word scores their mean.
         words: list[list[int]] = []  # token positions per word
         spans: list[tuple[int, int]] = []
@@ -293,6 +310,7 @@ class PromptReader:
             "default_background": self.default_background,
             "backgrounds": list(self.backgrounds),
             "templates": self.templates,
+            "kind_context": self.kind_context,
         }
 
     @classmethod
@@ -308,7 +326,14 @@ class PromptReader:
             config.get("default_background", "black"),
             tuple(config.get("backgrounds", ())),
             config.get("templates"),
+            config.get("kind_context", "neighbours"),  # v18 and v19 name none
         )
+
+
+def kind_features(states: torch.Tensor, context: str) -> torch.Tensor:
+    """What the kind readout reads of each token: (L, D) -> (L, D) with `context` "own",
+    (L, 3D) with "neighbours" (`in_context`)."""
+    return states if context == "own" else in_context(states)
 
 
 def in_context(states: torch.Tensor) -> torch.Tensor:

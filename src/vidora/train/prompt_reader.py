@@ -16,7 +16,7 @@ no sentence was written with the held-out wording in mind.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,21 +54,33 @@ TEMPLATED_KINDS: tuple[str, ...] = ("shape", "motion", "size")
 """The kinds the reader names from their words re-encoded in training sentences (an object's
 own words); colours and backgrounds are named in the prompt (`PromptReader`)."""
 
+KIND_CONTEXT = "own"
+"""What the kind readout reads of each token (`vidora.models.prompt_reader.KIND_CONTEXTS`):
+its own state alone, chosen by the mean of the frames-out and left-out-synonym checks
+(MODEL.md, "v20")."""
+
+FRAMES_OUT = {1: 4, 2: 2}
+"""The frames-out check leaves out the last this many training templates per object count."""
+
 ENCODE_BATCH = 64
 """Captions encoded together."""
 
+Templates = Mapping[int, tuple[str, ...]]
+"""Caption templates by object count (`vidora.world.captions.TEMPLATES["train"]`)."""
 
-def concept_templates(kind: str) -> list[str]:
-    """The one-object training templates, each with a {} where a phrase of `kind` goes and the
-    other fields filled in (colours, shapes, motions and backgrounds in turn): sentences in
-    the training wording, so no sentence is written with held-out wording in mind."""
+
+def concept_templates(kind: str, templates: Templates | None = None) -> list[str]:
+    """The one-object training templates (or `templates`'), each with a {} where a phrase of
+    `kind` goes and the other fields filled in (colours, shapes, motions and backgrounds in
+    turn): sentences in the training wording, so no sentence is written with held-out wording
+    in mind."""
     slot = "\0"  # the phrase's place, a {} once filled (the templates' own fields use braces)
     shapes = [words[0] for words in SHAPE_WORDS["train"].values()]
     motions = list(MOTION_PHRASES["train"].values())
     backgrounds = [words[0] for words in BACKGROUND_WORDS["train"].values()]
     colours = list(COLOURS)
     sentences = []
-    for n, template in enumerate(TEMPLATES["train"][1]):
+    for n, template in enumerate((templates or TEMPLATES["train"])[1]):
         (participle, *_), (finite, *_) = motions[n % len(motions)]
         colour, shape = colours[n % len(colours)], shapes[n % len(shapes)]
         fields = {
@@ -142,16 +154,17 @@ def training_captions(
     seed: int,
     without: frozenset[str] = frozenset(),
     using: frozenset[str] | None = None,
+    templates: Templates | None = None,
 ) -> list[tuple[str, Scene]]:
     """`count` training captions and their scenes (one and two objects, as training draws
-    them), skipping any caption that uses a phrase of `without` and, given `using`, any that
-    uses none of its phrases."""
+    them, in the training templates or `templates`), skipping any caption that uses a phrase
+    of `without` and, given `using`, any that uses none of its phrases."""
     rng = np.random.default_rng(seed)
     table = training_phrases()
     out: list[tuple[str, Scene]] = []
     while len(out) < count:
         scene = sample_scene(rng, "64x64")
-        caption = write_caption(scene, rng, "train")
+        caption = write_caption(scene, rng, "train", templates=templates)
         (spans,) = label_captions([caption], table)
         used = {phrase for _, _, phrase in spans}
         if not used & without and (using is None or used & using):
@@ -277,14 +290,22 @@ def fit_prompt_reader(
     penalties: tuple[float, ...] = PENALTIES,
     without: frozenset[str] = frozenset(),
     templated: tuple[str, ...] = TEMPLATED_KINDS,
+    kind_context: str = KIND_CONTEXT,
+    frames: Templates | None = None,
 ) -> tuple[PromptReader, dict]:
-    """A reader fitted on `count` training captions (none using a phrase of `without`), and
-    what choosing its penalties (among `penalties`) measured; the `templated` kinds are read
-    in `concept_templates` (none: every kind in the prompt, as v18's reader does)."""
-    templates = {kind: concept_templates(kind) for kind in templated}
-    captions = [caption for caption, _ in training_captions(count, seed, without)]
+    """A reader fitted on `count` training captions (none using a phrase of `without`; in the
+    training templates, or only in `frames`), and what choosing its penalties (among
+    `penalties`) measured. The `templated` kinds are read in `concept_templates` (none: every
+    kind in the prompt, as v18's reader does); the kind readout reads `kind_context`."""
+    templates = {kind: concept_templates(kind, frames) for kind in templated}
+    captions = [c for c, _ in training_captions(count, seed, without, templates=frames)]
     data = labelled_tokens(encoder, captions)
-    report: dict = {"captions": count, "tokens": len(data.kinds), "penalties": {}}
+    report: dict = {
+        "captions": count,
+        "tokens": len(data.kinds),
+        "kind_context": kind_context,
+        "penalties": {},
+    }
 
     def choose(
         name: str,
@@ -306,7 +327,8 @@ def fit_prompt_reader(
     # "other" tokens, half of all, would pull every uncertain word to "other".
     share = torch.bincount(data.kinds, minlength=len(KINDS) + 1).double() / len(data.kinds)
     balance = (1.0 / share[data.kinds]).sqrt()[:, None]  # (N, 1)
-    x = _design(data.contexts) * balance
+    features = data.states if kind_context == "own" else data.contexts  # (N, D) or (N, 3D)
+    x = _design(features) * balance
     y = torch.nn.functional.one_hot(data.kinds, len(KINDS) + 1).double() * balance
     phrases = np.array(data.phrases)
     groups = [
@@ -348,6 +370,7 @@ def fit_prompt_reader(
         "black",
         backgrounds,
         templates,
+        kind_context,
     )
     return reader, report
 
@@ -401,16 +424,47 @@ def left_out_synonyms() -> frozenset[str]:
 
 
 def synonyms_out_reading(
-    encoder: TextEncoder, count: int = 3000, prompts: int = 400, seed: int = 0
+    encoder: TextEncoder,
+    count: int = 3000,
+    prompts: int = 400,
+    seed: int = 0,
+    kind_context: str = KIND_CONTEXT,
 ) -> dict:
     """How well a reader fitted without `left_out_synonyms` reads training captions that use
     them (each caption at least one): the share read right whole, and of objects. Measures the
     reader's rules and readouts on words it never saw, with no held-out word involved."""
     without = left_out_synonyms()
-    reader, _ = fit_prompt_reader(encoder, count, seed, without=without)
+    reader, _ = fit_prompt_reader(encoder, count, seed, without=without, kind_context=kind_context)
+    captions = training_captions(prompts, seed + 1, using=without)
+    return {"left_out": sorted(without), **_reading(reader, encoder, captions)}
+
+
+def frames_out_reading(
+    encoder: TextEncoder,
+    count: int = 3000,
+    prompts: int = 400,
+    seed: int = 0,
+    kind_context: str = KIND_CONTEXT,
+) -> dict:
+    """How well a reader fitted without the last `FRAMES_OUT` training templates reads training
+    captions written in them: the reader on sentence frames it never saw (as users' prompts
+    are), with no held-out word involved."""
+    train = TEMPLATES["train"]
+    kept = {n: train[n][: len(train[n]) - out] for n, out in FRAMES_OUT.items()}
+    left = {n: train[n][len(train[n]) - out :] for n, out in FRAMES_OUT.items()}
+    reader, _ = fit_prompt_reader(encoder, count, seed, kind_context=kind_context, frames=kept)
+    captions = training_captions(prompts, seed + 1, templates=left)
+    return {
+        "left_out": [t for n in sorted(left) for t in left[n]],
+        **_reading(reader, encoder, captions),
+    }
+
+
+def _reading(reader: PromptReader, encoder: TextEncoder, captions: list[tuple[str, Scene]]) -> dict:
+    """How well `reader` reads captions of known scenes: whole, per object, and a few misses."""
     right = objects = objects_right = unread = 0
     misses: list[dict] = []
-    for caption, scene in training_captions(prompts, seed + 1, using=without):
+    for caption, scene in captions:
         want = [(o.colour, o.shape, o.motion) for o in scene.objects]
         objects += len(want)
         reading = reader.read(encoder, caption)
@@ -424,9 +478,8 @@ def synonyms_out_reading(
         if got != want:
             misses.append({"prompt": caption, "read_as": reading.prompt})
     return {
-        "left_out": sorted(without),
-        "prompts": prompts,
-        "read_right": right / prompts,
+        "prompts": len(captions),
+        "read_right": right / len(captions),
         "objects_right": objects_right / objects,
         "unread": unread,
         "misses": misses[:12],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -174,13 +174,16 @@ def write_caption(
     rng: np.random.Generator,
     wording: Wording = "train",
     background_word: str | None = None,
+    templates: Mapping[int, tuple[str, ...]] | None = None,
 ) -> str:
     """A caption naming every object's colour, shape and motion, and the background.
 
     `background_word` stands in for the wording's word for the background (the same draws are
     made either way): training with a word the model cannot read there (`stand_in_words`)
-    teaches it to draw a Shapes World canvas when a prompt names one in words it never saw."""
-    return write_caption_with_spans(scene, rng, wording, background_word)[0]
+    teaches it to draw a Shapes World canvas when a prompt names one in words it never saw.
+    `templates` (by object count; default the wording's own) are the sentence frames drawn
+    from: the prompt reader's frames-out check writes captions in frames it was not fitted on."""
+    return write_caption_with_spans(scene, rng, wording, background_word, templates)[0]
 
 
 def write_caption_with_spans(
@@ -188,6 +191,7 @@ def write_caption_with_spans(
     rng: np.random.Generator,
     wording: Wording = "train",
     background_word: str | None = None,
+    templates: Mapping[int, tuple[str, ...]] | None = None,
 ) -> tuple[str, tuple[tuple[int, int], ...]]:
     """`write_caption`'s caption (the same draws, the same text) and, for each of the scene's
     objects in order, the characters [start, end) of its phrase: from its noun ("a small red
@@ -197,10 +201,10 @@ def write_caption_with_spans(
     if wording not in WORDINGS:
         raise ValueError(f"wording must be one of {', '.join(WORDINGS)}, not {wording!r}")
     num_objects = len(scene.objects)
-    if num_objects not in TEMPLATES[wording]:
-        raise ValueError(f"captions cover 1 or 2 objects, not {num_objects}")
-    templates = TEMPLATES[wording][num_objects]
-    template = templates[rng.integers(len(templates))]
+    frames = (TEMPLATES[wording] if templates is None else templates).get(num_objects)
+    if not frames:
+        raise ValueError(f"no caption templates for {num_objects} objects")
+    template = frames[rng.integers(len(frames))]
     bg = _pick(rng, BACKGROUND_WORDS[wording][scene.background])
     if background_word is not None:
         bg = background_word
