@@ -608,9 +608,10 @@ def train_reader(
     captions: int = typer.Option(3000, "--captions", min=100, help="Training captions to fit on."),
     seed: int = typer.Option(0, "--seed", help="Seed of the captions drawn."),
     kind_context: str = typer.Option(
-        "own",
+        "neighbours",
         "--kind-context",
-        help="What the kind readout reads of each token: own (v20) or neighbours (v18, v19).",
+        help="What the kind readout reads of each token: its state beside its neighbours' "
+        "(the built-in's) or its own alone.",
     ),
     note: str | None = typer.Option(None, "--note", help="The release note to write in it."),
 ) -> None:

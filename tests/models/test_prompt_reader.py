@@ -170,28 +170,27 @@ def test_context_puts_each_state_beside_its_neighbours() -> None:
 
 def test_the_kind_readout_reads_own_states_or_neighbours(fitted, tmp_path) -> None:
     encoder, reader, report = fitted
-    assert reader.kind_context == report["kind_context"] == "own"
-    assert reader.kind_weights.shape == (64 + 1, len(KINDS) + 1)
-    near, near_report = fit_prompt_reader(
-        encoder, count=600, seed=0, penalties=(0.1, 1.0), kind_context="neighbours"
+    assert reader.kind_context == report["kind_context"] == "neighbours"
+    assert reader.kind_weights.shape == (3 * 64 + 1, len(KINDS) + 1)
+    own, own_report = fit_prompt_reader(
+        encoder, count=600, seed=0, penalties=(0.1, 1.0), kind_context="own"
     )
-    assert near.kind_weights.shape == (3 * 64 + 1, len(KINDS) + 1)
-    assert near_report["kind_context"] == "neighbours"
-    assert near.read(encoder, TWO) == reader.read(encoder, TWO)
+    assert own.kind_weights.shape == (64 + 1, len(KINDS) + 1)
+    assert own_report["kind_context"] == "own"
+    assert own.read(encoder, TWO) == reader.read(encoder, TWO)
     # A release file says which; v18's and v19's say none and read with neighbours.
-    config = near.config()
-    assert config.pop("kind_context") == "neighbours"
-    loaded = PromptReader.from_release(near.tensors(), config)
-    assert loaded.kind_context == "neighbours" and loaded.read(encoder, TWO) == near.read(
-        encoder, TWO
-    )
+    loaded = PromptReader.from_release(own.tensors(), own.config())
+    assert loaded.kind_context == "own" and loaded.read(encoder, TWO) == own.read(encoder, TWO)
+    config = reader.config()
+    del config["kind_context"]
+    assert PromptReader.from_release(reader.tensors(), config).kind_context == "neighbours"
     with pytest.raises(ValueError, match="kind_context"):
         PromptReader(
             reader.kind_weights, reader.concept_weights, reader.concepts, {}, kind_context="both"
         )
     with pytest.raises(ValueError, match="need 3D \\+ 1 rows"):  # own-state weights
         PromptReader(
-            reader.kind_weights,
+            own.kind_weights,
             reader.concept_weights,
             reader.concepts,
             {},
@@ -204,7 +203,9 @@ def test_the_frames_out_check_reads_frames_the_reader_never_saw() -> None:
     report = frames_out_reading(encoder, count=600, prompts=60, seed=0)
     left = [t for n in sorted(FRAMES_OUT) for t in TEMPLATES["train"][n][-FRAMES_OUT[n] :]]
     assert report["left_out"] == left and report["prompts"] == 60
-    assert 0.0 <= report["read_right"] <= report["objects_right"] <= 1.0
+    # Even on a tiny random encoder most captions in new frames are read (91.7%): the rules
+    # and readouts do not lean on the frames alone.
+    assert 0.8 < report["read_right"] <= 1.0 and 0.8 < report["objects_right"] <= 1.0
     # Its reader's own templates hold none of the frames left out.
     kept = {n: TEMPLATES["train"][n][: -FRAMES_OUT[n]] for n in FRAMES_OUT}
     assert len(concept_templates("shape", kept)) == len(kept[1])

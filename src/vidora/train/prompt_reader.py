@@ -54,10 +54,10 @@ TEMPLATED_KINDS: tuple[str, ...] = ("shape", "motion", "size")
 """The kinds the reader names from their words re-encoded in training sentences (an object's
 own words); colours and backgrounds are named in the prompt (`PromptReader`)."""
 
-KIND_CONTEXT = "own"
+KIND_CONTEXT = "neighbours"
 """What the kind readout reads of each token (`vidora.models.prompt_reader.KIND_CONTEXTS`):
-its own state alone, chosen by the mean of the frames-out and left-out-synonym checks
-(MODEL.md, "v20")."""
+its state beside its neighbours'. Its own state alone won the frames-out and left-out-synonym
+checks by their mean and lost held-out wording (MODEL.md, "Tried, not released")."""
 
 FRAMES_OUT = {1: 4, 2: 2}
 """The frames-out check leaves out the last this many training templates per object count."""
