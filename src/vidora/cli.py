@@ -613,6 +613,12 @@ def train_reader(
         help="What the kind readout reads of each token: its state beside its neighbours' "
         "(the built-in's) or its own alone.",
     ),
+    fallback_context: str = typer.Option(
+        "own",
+        "--fallback-context",
+        help="A second kind readout's (own, neighbours or none), read with where the first "
+        "leaves a prompt unread.",
+    ),
     note: str | None = typer.Option(None, "--note", help="The release note to write in it."),
 ) -> None:
     """Fit the prompt reader on Shapes World's training captions and write a release with it:
@@ -629,12 +635,22 @@ def train_reader(
         raise typer.BadParameter(
             f"{kind_context!r}: choose {' or '.join(KIND_CONTEXTS)}", param_hint="--kind-context"
         )
+    if fallback_context not in (*KIND_CONTEXTS, "none"):
+        raise typer.BadParameter(
+            f"{fallback_context!r}: choose {', '.join(KIND_CONTEXTS)} or none",
+            param_hint="--fallback-context",
+        )
     console = Console()
     source = checkpoint or str(builtin_weights())
     pipeline = TextToVideoPipeline.from_pretrained(source)
     with console.status(f"fitting the prompt reader on {captions} training captions"):
         reader, report = fit_prompt_reader(
-            pipeline.text_encoder, captions, seed, console.log, kind_context=kind_context
+            pipeline.text_encoder,
+            captions,
+            seed,
+            console.log,
+            kind_context=kind_context,
+            fallback_context=None if fallback_context == "none" else fallback_context,
         )
     pipeline.reader = reader
     meta = {**load_checkpoint_info(source)[1], "reader": report}

@@ -173,8 +173,9 @@ def test_the_kind_readout_reads_own_states_or_neighbours(fitted, tmp_path) -> No
     assert reader.kind_context == report["kind_context"] == "neighbours"
     assert reader.kind_weights.shape == (3 * 64 + 1, len(KINDS) + 1)
     own, own_report = fit_prompt_reader(
-        encoder, count=600, seed=0, penalties=(0.1, 1.0), kind_context="own"
+        encoder, count=600, seed=0, penalties=(0.1, 1.0), kind_context="own", fallback_context=None
     )
+    assert own.fallback_kind is None
     assert own.kind_weights.shape == (64 + 1, len(KINDS) + 1)
     assert own_report["kind_context"] == "own"
     assert own.read(encoder, TWO) == reader.read(encoder, TWO)
@@ -195,6 +196,37 @@ def test_the_kind_readout_reads_own_states_or_neighbours(fitted, tmp_path) -> No
             reader.concepts,
             {},
             kind_context="neighbours",
+        )
+
+
+def test_a_second_kind_readout_reads_what_the_first_leaves_unread(fitted, tmp_path) -> None:
+    encoder, reader, report = fitted
+    assert report["fallback_kind_context"] == "own" and reader.fallback_kind is not None
+    context, weights = reader.fallback_kind
+    assert context == "own" and weights.shape == (64 + 1, len(KINDS) + 1)
+    assert "kind_fallback" in report["penalties"]
+    # A first readout that calls every word "other" reads nothing; the second then reads.
+    blind = torch.zeros_like(reader.kind_weights)
+    blind[-1, 0] = 1.0
+    config = reader.config()
+    tensors = reader.tensors() | {"reader.kind": blind}
+    behind = PromptReader.from_release(tensors, config)
+    assert behind.fallback_kind is not None and behind.phrases_of(encoder, TWO) == []
+    own_alone = PromptReader(
+        weights, reader.concept_weights, reader.concepts, reader.phrases, "black",
+        reader.backgrounds, reader.templates, "own",
+    )  # fmt: skip
+    assert behind.read(encoder, TWO) == own_alone.read(encoder, TWO) is not None
+    del tensors["reader.kind_fallback"]
+    config["fallback_kind_context"] = None
+    assert PromptReader.from_release(tensors, config).read(encoder, TWO) is None
+    with pytest.raises(ValueError, match="another width"):
+        PromptReader(
+            reader.kind_weights,
+            reader.concept_weights,
+            reader.concepts,
+            {},
+            fallback_kind=("own", weights[32:]),
         )
 
 
@@ -294,6 +326,19 @@ def test_the_builtin_reader_reads_words_no_caption_holds() -> None:
     read = pipe.reader.read(pipe.text_encoder, two)
     assert read is not None and read.background in ("black", "gray", "navy")
     assert {p.split(" on ")[1] for p in read.object_prompts} == {f"a {read.background} background."}
+    # In a sentence frame no training caption has, the first kind readout (each token beside
+    # its neighbours) leaves this held-out caption unread; the second (own states) reads it.
+    held_out = (
+        "Picture a white triangular shape heading to the right side with nothing but indigo "
+        "behind it."
+    )
+    assert pipe.reader.fallback_kind is not None
+    assert pipe.reader.read(pipe.text_encoder, held_out) == pipe.reader._read(
+        held_out, pipe.reader.phrases_of(pipe.text_encoder, held_out, pipe.reader.fallback_kind)
+    )
+    assert pipe.reader._read(held_out, pipe.reader.phrases_of(pipe.text_encoder, held_out)) is None
+    read = pipe.reader.read(pipe.text_encoder, held_out)
+    assert read is not None and read.objects == (ReadObject("white", "triangle", "right", None),)
 
 
 def test_generate_says_how_it_read_the_prompt(fitted, tmp_path) -> None:

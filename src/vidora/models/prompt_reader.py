@@ -9,8 +9,9 @@ held-out word is ever shown to it:
 
 1. what kind of thing each word names (colour, shape, motion, size, background or nothing), one
    ridge map from the word's token states beside their neighbours' (a shape word follows a
-   colour word; a readout of its own state alone reads new sentence frames better and new
-   nouns worse, and drew held-out wording worse: MODEL.md, "Tried, not released");
+   colour word). Where that leaves the prompt unread, a second map, of each token's own state
+   alone, reads it again (v20): the neighbours mislead in sentence frames no training caption
+   has, and alone the own state takes new nouns for background words (MODEL.md, "v20");
 2. consecutive words of one kind make a phrase (with up to two short plain words inside it:
    "sliding *to the* left"; punctuation ends one), and one ridge map per kind names the
    phrase's concept. Colours and backgrounds are named from the phrase's tokens' mean state in
@@ -128,20 +129,24 @@ class PromptReader:
         backgrounds: tuple[str, ...] = (),
         templates: dict[str, list[str]] | None = None,
         kind_context: str = "neighbours",
+        fallback_kind: tuple[str, torch.Tensor] | None = None,
     ):
-        if kind_context not in KIND_CONTEXTS:
-            raise ValueError(f"kind_context must be one of {KIND_CONTEXTS}, not {kind_context!r}")
-        self.kind_context = kind_context
         # (D + 1, 1 + kinds) reading a token's own state, (3D + 1, ...) beside its neighbours':
         # the last row is the bias.
+        self.kind_context = kind_context
         self.kind_weights = kind_weights.float()
+        self.dim = _kind_readout_dim(kind_context, kind_weights)
+        """The width of the token states it reads."""
+        self.fallback_kind = None
+        """A second kind readout (context, weights), read with where the first leaves a prompt
+        unread: v20's own-state readout behind v19's, which reads new nouns by their neighbours
+        but misses words in sentence frames no training caption has."""
+        if fallback_kind is not None:
+            context, weights = fallback_kind
+            if _kind_readout_dim(context, weights) != self.dim:
+                raise ValueError("the fallback kind readout reads states of another width")
+            self.fallback_kind = (context, weights.float())
         self.concept_weights = {k: w.float() for k, w in concept_weights.items()}  # (D + 1, C)
-        rows = "D + 1" if kind_context == "own" else "3D + 1"
-        if kind_weights.shape[1] != len(KINDS) + 1 or (kind_weights.shape[0] - 1) % self._width:
-            raise ValueError(
-                f"kind weights {tuple(kind_weights.shape)}: "
-                f"need {rows} rows and {len(KINDS) + 1} columns"
-            )
         for kind in KINDS:
             if concept_weights[kind].shape != (self.dim + 1, len(concepts[kind])):
                 raise ValueError(f"{kind} weights do not fit its {len(concepts[kind])} concepts")
@@ -157,21 +162,19 @@ class PromptReader:
             if kind not in KINDS or not sentences or any(t.count("{}") != 1 for t in sentences):
                 raise ValueError(f"templates for {kind!r}: each needs one {{}} for the phrase")
 
-    @property
-    def _width(self) -> int:
-        """Token states per row of the kind readout's input."""
-        return 1 if self.kind_context == "own" else 3
-
-    @property
-    def dim(self) -> int:
-        """The width of the token states it reads."""
-        return (self.kind_weights.shape[0] - 1) // self._width
-
     @torch.inference_mode()
     def read(self, encoder: TextEncoder, text: str) -> Reading | None:
         """The objects and background `text` asks for, or None when it names no colour or an
-        object lacks a shape or a motion (the prompt is then drawn as written)."""
-        phrases = self.phrases_of(encoder, text)
+        object lacks a shape or a motion (the prompt is then drawn as written), whichever kind
+        readout it reads with."""
+        reading = self._read(text, self.phrases_of(encoder, text))
+        if reading is None and self.fallback_kind is not None:
+            phrases = self.phrases_of(encoder, text, self.fallback_kind)
+            reading = self._read(text, phrases)
+        return reading
+
+    def _read(self, text: str, phrases: list[_Phrase]) -> Reading | None:
+        """`read`, from the prompt's phrases."""
         # A colour word with no shape before the next one names no object: it is the
         # background's ("indigo scenery, and in view are ..."), if no other word is.
         colours = [k for k, p in enumerate(phrases) if p.kind == "colour"]
@@ -216,8 +219,15 @@ class PromptReader:
                 words = self.phrases[f"background:{concept}"]
         return Reading(tuple(objects), words, self.phrases)
 
-    def phrases_of(self, encoder: TextEncoder, text: str) -> list[_Phrase]:
-        """The prompt's words grouped into phrases, each with what it names, left to right."""
+    def phrases_of(
+        self,
+        encoder: TextEncoder,
+        text: str,
+        kind_readout: tuple[str, torch.Tensor] | None = None,
+    ) -> list[_Phrase]:
+        """The prompt's words grouped into phrases, each with what it names, left to right
+        (each word's kind read by the reader's kind readout, or by `kind_readout`: context,
+        weights)."""
         states, _ = encoder.encode([text])  # (1, L, D)
         if states.shape[-1] != self.dim:
             raise ValueError(
@@ -227,8 +237,9 @@ class PromptReader:
         (offsets,) = encoder.token_offsets([text])
         states = states[0, : len(offsets)].cpu()  # (L, D)
         x = with_bias(states)  # (L, D + 1)
-        features = kind_features(states, self.kind_context)  # (L, D) or (L, 3D)
-        kind_scores = with_bias(features) @ self.kind_weights  # (L, 1 + kinds)
+        context, weights = kind_readout or (self.kind_context, self.kind_weights)
+        features = kind_features(states, context)  # (L, D) or (L, 3D)
+        kind_scores = with_bias(features) @ weights  # (L, 1 + kinds)
         # Word pieces ("rico", "##chet", "##ing") join into words: a word scores their mean.
         words: list[list[int]] = []  # token positions per word
         spans: list[tuple[int, int]] = []
@@ -299,6 +310,8 @@ class PromptReader:
     def tensors(self, prefix: str = "reader.") -> dict[str, torch.Tensor]:
         """Its weights for a release file."""
         out = {f"{prefix}kind": self.kind_weights}
+        if self.fallback_kind is not None:
+            out[f"{prefix}kind_fallback"] = self.fallback_kind[1]
         out.update({f"{prefix}concept.{k}": w for k, w in self.concept_weights.items()})
         return out
 
@@ -311,6 +324,7 @@ class PromptReader:
             "backgrounds": list(self.backgrounds),
             "templates": self.templates,
             "kind_context": self.kind_context,
+            "fallback_kind_context": self.fallback_kind and self.fallback_kind[0],
         }
 
     @classmethod
@@ -327,7 +341,23 @@ class PromptReader:
             tuple(config.get("backgrounds", ())),
             config.get("templates"),
             config.get("kind_context", "neighbours"),  # v18's and v19's files name none
+            (config["fallback_kind_context"], tensors[f"{prefix}kind_fallback"])
+            if config.get("fallback_kind_context")
+            else None,
         )
+
+
+def _kind_readout_dim(context: str, weights: torch.Tensor) -> int:
+    """The state width D a kind readout of `context` reads, its shape checked."""
+    if context not in KIND_CONTEXTS:
+        raise ValueError(f"kind_context must be one of {KIND_CONTEXTS}, not {context!r}")
+    width = 1 if context == "own" else 3
+    if weights.shape[1] != len(KINDS) + 1 or (weights.shape[0] - 1) % width:
+        rows = "D + 1" if context == "own" else "3D + 1"
+        raise ValueError(
+            f"kind weights {tuple(weights.shape)}: need {rows} rows and {len(KINDS) + 1} columns"
+        )
+    return (weights.shape[0] - 1) // width
 
 
 def kind_features(states: torch.Tensor, context: str) -> torch.Tensor:

@@ -59,6 +59,11 @@ KIND_CONTEXT = "neighbours"
 its state beside its neighbours'. Its own state alone won the frames-out and left-out-synonym
 checks by their mean and lost held-out wording (MODEL.md, "Tried, not released")."""
 
+FALLBACK_CONTEXT: str | None = "own"
+"""What a second kind readout, read with where the first leaves a prompt unread, reads of each
+token: its own state alone reads new sentence frames (the frames-out check) where the
+neighbours do not (MODEL.md, "v20")."""
+
 FRAMES_OUT = {1: 4, 2: 2}
 """The frames-out check leaves out the last this many training templates per object count."""
 
@@ -292,11 +297,13 @@ def fit_prompt_reader(
     templated: tuple[str, ...] = TEMPLATED_KINDS,
     kind_context: str = KIND_CONTEXT,
     frames: Templates | None = None,
+    fallback_context: str | None = FALLBACK_CONTEXT,
 ) -> tuple[PromptReader, dict]:
     """A reader fitted on `count` training captions (none using a phrase of `without`; in the
     training templates, or only in `frames`), and what choosing its penalties (among
     `penalties`) measured. The `templated` kinds are read in `concept_templates` (none: every
-    kind in the prompt, as v18's reader does); the kind readout reads `kind_context`."""
+    kind in the prompt, as v18's reader does); the kind readout reads `kind_context`, and a
+    second one `fallback_context` where the first leaves a prompt unread (None: no second)."""
     templates = {kind: concept_templates(kind, frames) for kind in templated}
     captions = [c for c, _ in training_captions(count, seed, without, templates=frames)]
     data = labelled_tokens(encoder, captions)
@@ -304,6 +311,7 @@ def fit_prompt_reader(
         "captions": count,
         "tokens": len(data.kinds),
         "kind_context": kind_context,
+        "fallback_kind_context": fallback_context,
         "penalties": {},
     }
 
@@ -322,22 +330,12 @@ def fit_prompt_reader(
             log(f"{name}: synonym-out accuracy {scored}; penalty {penalty}")
         return penalty
 
-    # 1. Which kind of thing each token names; left out: every synonym of every kind. Each
-    # kind weighs the same in the fit (rows scaled by the root of 1 / its share), or the
-    # "other" tokens, half of all, would pull every uncertain word to "other".
-    share = torch.bincount(data.kinds, minlength=len(KINDS) + 1).double() / len(data.kinds)
-    balance = (1.0 / share[data.kinds]).sqrt()[:, None]  # (N, 1)
-    features = data.states if kind_context == "own" else data.contexts  # (N, D) or (N, 3D)
-    x = _design(features) * balance
-    y = torch.nn.functional.one_hot(data.kinds, len(KINDS) + 1).double() * balance
-    phrases = np.array(data.phrases)
-    groups = [
-        torch.from_numpy(np.flatnonzero(phrases == p))
-        for kind in KINDS
-        for p in _synonyms(kind)
-        if (phrases == p).any()
-    ]
-    kind_weights = _solve(x.T @ x, x.T @ y, choose("kind", x, y, groups))
+    # 1. Which kind of thing each token names (and, for the fallback, the same again).
+    kind_weights = _fit_kind(data, kind_context, lambda *a: choose("kind", *a))
+    fallback = None
+    if fallback_context is not None:
+        weights = _fit_kind(data, fallback_context, lambda *a: choose("kind_fallback", *a))
+        fallback = (fallback_context, weights.float())
 
     # 2. Per kind, which concept a phrase names: colours and backgrounds from the phrase's
     # mean state in its caption, the templated kinds from its words' states in the templates.
@@ -371,8 +369,29 @@ def fit_prompt_reader(
         backgrounds,
         templates,
         kind_context,
+        fallback,
     )
     return reader, report
+
+
+def _fit_kind(data: LabelledTokens, context: str, choose: Callable[..., float]) -> torch.Tensor:
+    """The kind readout (D + 1 or 3D + 1, 1 + kinds) of `context`, its penalty chosen by
+    leaving out every synonym of every kind. Each kind weighs the same in the fit (rows scaled
+    by the root of 1 / its share), or the "other" tokens, half of all, would pull every
+    uncertain word to "other"."""
+    share = torch.bincount(data.kinds, minlength=len(KINDS) + 1).double() / len(data.kinds)
+    balance = (1.0 / share[data.kinds]).sqrt()[:, None]  # (N, 1)
+    features = data.states if context == "own" else data.contexts  # (N, D) or (N, 3D)
+    x = _design(features) * balance
+    y = torch.nn.functional.one_hot(data.kinds, len(KINDS) + 1).double() * balance
+    phrases = np.array(data.phrases)
+    groups = [
+        torch.from_numpy(np.flatnonzero(phrases == p))
+        for kind in KINDS
+        for p in _synonyms(kind)
+        if (phrases == p).any()
+    ]
+    return _solve(x.T @ x, x.T @ y, choose(x, y, groups))
 
 
 def _fit_templated(
@@ -429,12 +448,15 @@ def synonyms_out_reading(
     prompts: int = 400,
     seed: int = 0,
     kind_context: str = KIND_CONTEXT,
+    fallback: str | None = FALLBACK_CONTEXT,
 ) -> dict:
     """How well a reader fitted without `left_out_synonyms` reads training captions that use
     them (each caption at least one): the share read right whole, and of objects. Measures the
     reader's rules and readouts on words it never saw, with no held-out word involved."""
     without = left_out_synonyms()
-    reader, _ = fit_prompt_reader(encoder, count, seed, without=without, kind_context=kind_context)
+    reader, _ = fit_prompt_reader(
+        encoder, count, seed, without=without, kind_context=kind_context, fallback_context=fallback
+    )
     captions = training_captions(prompts, seed + 1, using=without)
     return {"left_out": sorted(without), **_reading(reader, encoder, captions)}
 
@@ -445,6 +467,7 @@ def frames_out_reading(
     prompts: int = 400,
     seed: int = 0,
     kind_context: str = KIND_CONTEXT,
+    fallback: str | None = FALLBACK_CONTEXT,
 ) -> dict:
     """How well a reader fitted without the last `FRAMES_OUT` training templates reads training
     captions written in them: the reader on sentence frames it never saw (as users' prompts
@@ -452,7 +475,9 @@ def frames_out_reading(
     train = TEMPLATES["train"]
     kept = {n: train[n][: len(train[n]) - out] for n, out in FRAMES_OUT.items()}
     left = {n: train[n][len(train[n]) - out :] for n, out in FRAMES_OUT.items()}
-    reader, _ = fit_prompt_reader(encoder, count, seed, kind_context=kind_context, frames=kept)
+    reader, _ = fit_prompt_reader(
+        encoder, count, seed, kind_context=kind_context, frames=kept, fallback_context=fallback
+    )
     captions = training_captions(prompts, seed + 1, templates=left)
     return {
         "left_out": [t for n in sorted(left) for t in left[n]],
