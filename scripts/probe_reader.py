@@ -115,11 +115,15 @@ def main() -> None:
             "misses": misses[:12],
         }
     report["novel_phrases"] = novel_reading(pipe)
-    context = pipe.reader.kind_context
+    fallback = pipe.reader.fallback_kind
+    kinds = {
+        "kind_context": pipe.reader.kind_context,
+        "fallback_context": fallback[0] if fallback else None,
+    }
     if args.synonyms_out:
-        report["synonyms_out"] = synonyms_out_reading(pipe.text_encoder, kind_context=context)
+        report["synonyms_out"] = synonyms_out_reading(pipe.text_encoder, **kinds)
     if args.frames_out:
-        report["frames_out"] = frames_out_reading(pipe.text_encoder, kind_context=context)
+        report["frames_out"] = frames_out_reading(pipe.text_encoder, **kinds)
     print(json.dumps(report, indent=1))
 
 

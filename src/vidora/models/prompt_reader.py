@@ -137,7 +137,7 @@ class PromptReader:
         self.kind_weights = kind_weights.float()
         self.dim = _kind_readout_dim(kind_context, kind_weights)
         """The width of the token states it reads."""
-        self.fallback_kind = None
+        self.fallback_kind: tuple[str, torch.Tensor] | None = None
         """A second kind readout (context, weights), read with where the first leaves a prompt
         unread: v20's own-state readout behind v19's, which reads new nouns by their neighbours
         but misses words in sentence frames no training caption has."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -443,41 +444,28 @@ def left_out_synonyms() -> frozenset[str]:
 
 
 def synonyms_out_reading(
-    encoder: TextEncoder,
-    count: int = 3000,
-    prompts: int = 400,
-    seed: int = 0,
-    kind_context: str = KIND_CONTEXT,
-    fallback: str | None = FALLBACK_CONTEXT,
+    encoder: TextEncoder, count: int = 3000, prompts: int = 400, seed: int = 0, **kinds: Any
 ) -> dict:
     """How well a reader fitted without `left_out_synonyms` reads training captions that use
     them (each caption at least one): the share read right whole, and of objects. Measures the
-    reader's rules and readouts on words it never saw, with no held-out word involved."""
+    reader's rules and readouts on words it never saw, with no held-out word involved. `kinds`:
+    `fit_prompt_reader`'s `kind_context` and `fallback_context`."""
     without = left_out_synonyms()
-    reader, _ = fit_prompt_reader(
-        encoder, count, seed, without=without, kind_context=kind_context, fallback_context=fallback
-    )
+    reader, _ = fit_prompt_reader(encoder, count, seed, without=without, **kinds)
     captions = training_captions(prompts, seed + 1, using=without)
     return {"left_out": sorted(without), **_reading(reader, encoder, captions)}
 
 
 def frames_out_reading(
-    encoder: TextEncoder,
-    count: int = 3000,
-    prompts: int = 400,
-    seed: int = 0,
-    kind_context: str = KIND_CONTEXT,
-    fallback: str | None = FALLBACK_CONTEXT,
+    encoder: TextEncoder, count: int = 3000, prompts: int = 400, seed: int = 0, **kinds: Any
 ) -> dict:
     """How well a reader fitted without the last `FRAMES_OUT` training templates reads training
     captions written in them: the reader on sentence frames it never saw (as users' prompts
-    are), with no held-out word involved."""
+    are), with no held-out word involved. `kinds` as for `synonyms_out_reading`."""
     train = TEMPLATES["train"]
     kept = {n: train[n][: len(train[n]) - out] for n, out in FRAMES_OUT.items()}
     left = {n: train[n][len(train[n]) - out :] for n, out in FRAMES_OUT.items()}
-    reader, _ = fit_prompt_reader(
-        encoder, count, seed, kind_context=kind_context, frames=kept, fallback_context=fallback
-    )
+    reader, _ = fit_prompt_reader(encoder, count, seed, frames=kept, **kinds)
     captions = training_captions(prompts, seed + 1, templates=left)
     return {
         "left_out": [t for n in sorted(left) for t in left[n]],
