@@ -167,9 +167,10 @@ class PromptReader:
         """The objects and background `text` asks for, or None when it names no colour or an
         object lacks a shape or a motion (the prompt is then drawn as written), whichever kind
         readout it reads with."""
-        reading = self._read(text, self.phrases_of(encoder, text))
+        encoded = self._token_states(encoder, text)  # once for both kind readouts
+        reading = self._read(text, self._phrases(encoder, text, encoded))
         if reading is None and self.fallback_kind is not None:
-            phrases = self.phrases_of(encoder, text, self.fallback_kind)
+            phrases = self._phrases(encoder, text, encoded, self.fallback_kind)
             reading = self._read(text, phrases)
         return reading
 
@@ -228,6 +229,12 @@ class PromptReader:
         """The prompt's words grouped into phrases, each with what it names, left to right
         (each word's kind read by the reader's kind readout, or by `kind_readout`: context,
         weights)."""
+        return self._phrases(encoder, text, self._token_states(encoder, text), kind_readout)
+
+    def _token_states(
+        self, encoder: TextEncoder, text: str
+    ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """The prompt's token states (L, D) and each token's characters [start, end)."""
         states, _ = encoder.encode([text])  # (1, L, D)
         if states.shape[-1] != self.dim:
             raise ValueError(
@@ -235,7 +242,17 @@ class PromptReader:
                 f"{states.shape[-1]}-d (fit a reader for it: vidora train reader)"
             )
         (offsets,) = encoder.token_offsets([text])
-        states = states[0, : len(offsets)].cpu()  # (L, D)
+        return states[0, : len(offsets)].cpu(), offsets
+
+    def _phrases(
+        self,
+        encoder: TextEncoder,
+        text: str,
+        encoded: tuple[torch.Tensor, list[tuple[int, int]]],
+        kind_readout: tuple[str, torch.Tensor] | None = None,
+    ) -> list[_Phrase]:
+        """`phrases_of`, from the prompt's token states and offsets (`_token_states`)."""
+        states, offsets = encoded  # (L, D)
         x = with_bias(states)  # (L, D + 1)
         context, weights = kind_readout or (self.kind_context, self.kind_weights)
         features = kind_features(states, context)  # (L, D) or (L, 3D)
