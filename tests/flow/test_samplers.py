@@ -310,3 +310,19 @@ def test_guidance_interpolates_and_extrapolates():
     assert torch.equal(classifier_free_guidance(cond, uncond, 3.0), torch.tensor([3.0, -2.0]))
     with pytest.raises(ValueError, match="differ"):
         classifier_free_guidance(cond, uncond[:1], 2.0)
+
+
+def test_start_from_runs_the_rest_of_the_loop_from_a_partly_noised_sample():
+    sampler = EulerSampler()
+    sampler.set_timesteps(4)
+    index = sampler.start_from(0.4)  # steps start at 0, 0.25, 0.5, 0.75
+    assert index == 2 and float(sampler.timesteps[index]) == 0.5
+    x = torch.zeros(3)
+    for i in range(index, len(sampler.timesteps)):  # a constant field from where it started
+        x = sampler.step(torch.ones(3), i, x)
+    assert torch.allclose(x, torch.full((3,), 0.5))
+    with pytest.raises(RuntimeError, match="index 2"):
+        sampler.start_from(0.4)
+        sampler.step(torch.ones(3), 0, x)
+    with pytest.raises(NotImplementedError):
+        HeunSampler().start_from(0.5)

@@ -85,6 +85,19 @@ class Sampler:
         noise = None if noise is None else noise.to(work)
         return self._step(velocity.to(work), index, sample.to(work), noise).to(sample.dtype)
 
+    def start_from(self, time: float) -> int:
+        """Begin the run part-way, at the first step starting at or after `time` (sampling from
+        a partly noised sample, as SDEdit does): the sample is to be put on the path at
+        `timesteps[index]`, and the loop goes on from the returned index."""
+        if self.order != 1:
+            raise NotImplementedError("start_from is for samplers with one model call a step")
+        if len(self.timesteps) == 0:
+            raise RuntimeError("call set_timesteps(num_steps) before start_from()")
+        self._next = int((self.timesteps < time).sum())
+        if self._next == len(self.timesteps):
+            raise ValueError(f"no step starts at or after t = {time}")
+        return self._next
+
     def sample(self, velocity_fn: Callable[[Tensor, Tensor], Tensor], noise: Tensor) -> Tensor:
         """Run the whole loop with `velocity_fn(x, t)` (t a 0-d tensor); for tests and scripts."""
         if len(self.timesteps) == 0:

@@ -1,0 +1,166 @@
+"""Fine-tune a release's VAE decoder on the latents its DiT draws, not only on its encoder's.
+
+The decoder learned to decode the frozen encoder's means; at generation time it is handed the
+DiT's latents, whose corners are softer (a square the DiT draws has a median fill ratio near the
+judge's 0.89 line between square and circle). Here half the steps decode latents the DiT
+finished itself: training clips encoded, put on the path at a time s in [0.45, 0.9], denoised by
+the release's DiT and sampler at its defaults (guidance, renoise) from its prompt reading, and
+compared with the clips' own frames. The other half are the usual round trip, so the decoder
+keeps decoding the encoder's latents. The encoder and DiT stay frozen: the release's DiT
+generates with the new decoder as it is.
+
+    python scripts/train_decoder_on_dit.py --start RELEASE -o OUT.safetensors
+    vidora eval --checkpoint OUT.safetensors --split eval-seen -n 200 --seeds 0 --conditioning 0
+
+(The fifty-second session's run, MODEL.md "Tried, not released": START was v20 after
+`vidora train vae --config configs/shapes-vae.yaml train_part=decoder lr=0.0003 warmup=50
+steps=2400 data.seed=52 init_from=src/vidora/weights/vidora-shapes-v20.safetensors`.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import track
+
+from vidora.flow.guidance import classifier_free_guidance
+from vidora.models.vae import VideoVAE
+from vidora.pipelines.text_to_video import TextToVideoPipeline
+from vidora.train.config import DataConfig, VAETrainConfig
+from vidora.train.data import batches
+from vidora.train.runtime import autocast, learning_rate
+from vidora.train.vae import (
+    foreground,
+    initial_vae_config,
+    load_release_part,
+    random_crop,
+    release_with_vae,
+    vae_loss,
+)
+
+CROP_CELLS = 8  # 32 px windows, the round trip's crop, in latent cells of 4 px
+
+
+@torch.no_grad()
+def finished_latents(
+    pipe: TextToVideoPipeline, count: int, seed: int, times: tuple[float, float]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`count` training clips, batches of 8, each batch put on the path at one time drawn from
+    `times` and finished by the DiT: [(latents (8, z, 9, h, w) float16, frames (8, 3, 33, H, W)
+    uint8)]."""
+    d = pipe.defaults
+    stream = batches(DataConfig(frames=(33,), frame_weights=(1.0,), seed=seed), batch_size=8)
+    rng = np.random.default_rng(seed)
+    pool = []
+    for _ in track(range(-(-count // 8)), description="DiT-finished latents"):
+        batch = next(stream)
+        n = len(batch.captions)
+        clean = pipe.vae.normalize(pipe.vae.encode(batch.video)[0])  # (n, z, 9, h, w)
+        text, mask = pipe._encode_text([pipe._read(c).whole for c in batch.captions] + [""] * n)
+        cond = torch.zeros(n, clean.shape[2], dtype=torch.bool)
+        sampler = d.make_sampler()
+        sampler.set_timesteps(d.steps, shift=d.shift)
+        start = sampler.start_from(float(rng.uniform(*times)))
+        t0 = float(sampler.timesteps[start])
+        x = t0 * clean + (1 - t0) * torch.randn_like(clean)  # the straight path at t0
+        for i in range(start, len(sampler.timesteps)):
+            t = sampler.timesteps[i]
+            if d.guidance != 1.0 and d.guidance_interval[0] <= float(t) < d.guidance_interval[1]:
+                v_cond, v_uncond = pipe.dit(
+                    torch.cat([x, x]), t.expand(2 * n), text, mask, torch.cat([cond, cond])
+                ).chunk(2)
+                v = classifier_free_guidance(v_cond, v_uncond, d.guidance)
+            else:
+                v = pipe.dit(x, t.expand(n), text[:n], mask[:n], cond)
+            x = sampler.step(v, i, x, noise=torch.randn_like(x) if sampler.eta else None)
+        frames = ((batch.video + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        pool.append((x.half(), frames))
+    return pool
+
+
+def object_windows(
+    z: torch.Tensor, video: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matching windows of latents (B, z, F, 8, 8) and frames (B, 3, T, 32, 32), each centred
+    near a random object pixel of the first frame, as `random_crop` centres the round trip's."""
+    h, w = z.shape[-2:]
+    mask = foreground(video[:, :, :1])[:, 0, 0]  # (B, H, W)
+    zs, vs = [], []
+    for b in range(z.shape[0]):
+        points = mask[b].nonzero()
+        cy = cx = 0
+        if len(points):
+            y, x = points[int(torch.randint(len(points), (1,), generator=generator))].tolist()
+            jitter = torch.randint(-2, 3, (2,), generator=generator).tolist()
+            cy, cx = y // 4 - CROP_CELLS // 2 + jitter[0], x // 4 - CROP_CELLS // 2 + jitter[1]
+        cy, cx = min(max(cy, 0), h - CROP_CELLS), min(max(cx, 0), w - CROP_CELLS)
+        zs.append(z[b, :, :, cy : cy + CROP_CELLS, cx : cx + CROP_CELLS])
+        vs.append(video[b, :, :, 4 * cy : 4 * (cy + CROP_CELLS), 4 * cx : 4 * (cx + CROP_CELLS)])
+    return torch.stack(zs), torch.stack(vs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--start", required=True, help="the release whose decoder is tuned")
+    parser.add_argument("-o", "--output", required=True, help="the release with the new decoder")
+    parser.add_argument("--pool", type=int, default=1200, help="DiT-finished clips")
+    parser.add_argument("--pool-seed", type=int, default=61)
+    parser.add_argument("--steps", type=int, default=2400)
+    parser.add_argument("--share", type=float, default=0.5, help="steps on DiT latents")
+    parser.add_argument("--lr", type=float, default=3e-4)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    pool = finished_latents(
+        TextToVideoPipeline.from_pretrained(args.start), args.pool, args.pool_seed, (0.45, 0.9)
+    )
+    cfg = VAETrainConfig(
+        init_from=args.start,
+        train_part="decoder",
+        foreground_weight=5.0,
+        data=DataConfig(frames=(1, 5, 9, 17), frame_weights=(0.2, 0.3, 0.4, 0.1), seed=53),
+    )
+    vae = VideoVAE(initial_vae_config(args.start))
+    load_release_part(vae, args.start, "vae", "decoder.refine.")
+    vae.encoder.requires_grad_(False)
+    optimizer = torch.optim.AdamW(vae.decoder.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    stream = batches(cfg.data, 8)
+    generator = torch.Generator().manual_seed(1)
+    log = []
+    for step in track(range(args.steps), description="decoder"):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args.lr, 50, args.steps)
+        with autocast("auto", torch.device("cpu")):
+            if torch.rand(1, generator=generator).item() < args.share:
+                latents, frames = pool[int(torch.randint(len(pool), (1,), generator=generator))]
+                z, video = object_windows(
+                    vae.denormalize(latents.float()), frames.float() / 127.5 - 1, generator
+                )
+                recon = vae.decode(z).float()  # (B, 3, 33, 32, 32)
+                weight = 1.0 + cfg.foreground_weight * foreground(video).float()
+                weight = weight / weight.mean()
+                error = recon - video
+                loss = (error.abs() * weight).mean() + (error.square() * weight).mean()
+                kind = "dit"
+            else:
+                video = random_crop(next(stream).video, cfg.crop, generator)
+                loss, _ = vae_loss(vae, video, cfg)
+                kind = "encoder"
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.decoder.parameters(), cfg.grad_clip)
+        optimizer.step()
+        log.append({"step": step, "kind": kind, "loss": loss.item()})
+    vae.eval()
+    out = Path(args.output)
+    release_with_vae(args.start, vae, out, {"script": "train_decoder_on_dit.py", **vars(args)})
+    out.with_suffix(".log.json").write_text(json.dumps(log))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
