@@ -324,5 +324,7 @@ def test_start_from_runs_the_rest_of_the_loop_from_a_partly_noised_sample():
     with pytest.raises(RuntimeError, match="index 2"):
         sampler.start_from(0.4)
         sampler.step(torch.ones(3), 0, x)
+    with pytest.raises(ValueError, match="no step"):
+        sampler.start_from(1.0)  # the last step starts at 0.75
     with pytest.raises(NotImplementedError):
         HeunSampler().start_from(0.5)

@@ -93,10 +93,11 @@ class Sampler:
             raise NotImplementedError("start_from is for samplers with one model call a step")
         if len(self.timesteps) == 0:
             raise RuntimeError("call set_timesteps(num_steps) before start_from()")
-        self._next = int((self.timesteps < time).sum())
-        if self._next == len(self.timesteps):
+        index = int((self.timesteps < time).sum())
+        if index == len(self.timesteps):
             raise ValueError(f"no step starts at or after t = {time}")
-        return self._next
+        self._next = index
+        return index
 
     def sample(self, velocity_fn: Callable[[Tensor, Tensor], Tensor], noise: Tensor) -> Tensor:
         """Run the whole loop with `velocity_fn(x, t)` (t a 0-d tensor); for tests and scripts."""
