@@ -27,22 +27,23 @@ import numpy as np
 import torch
 from rich.progress import track
 
-from vidora.flow.guidance import classifier_free_guidance
 from vidora.models.vae import VideoVAE
 from vidora.pipelines.text_to_video import TextToVideoPipeline
 from vidora.train.config import DataConfig, VAETrainConfig
 from vidora.train.data import batches
 from vidora.train.runtime import autocast, learning_rate
 from vidora.train.vae import (
-    foreground,
+    crop_corners,
     initial_vae_config,
     load_release_part,
     random_crop,
+    reconstruction_loss,
     release_with_vae,
     vae_loss,
 )
+from vidora.world.spec import parse_size
 
-CROP_CELLS = 8  # 32 px windows, the round trip's crop, in latent cells of 4 px
+CROP = 32  # pixels, the round trip's crop
 
 
 @torch.no_grad()
@@ -50,56 +51,43 @@ def finished_latents(
     pipe: TextToVideoPipeline, count: int, seed: int, times: tuple[float, float]
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """`count` training clips, batches of 8, each batch put on the path at one time drawn from
-    `times` and finished by the DiT: [(latents (8, z, 9, h, w) float16, frames (8, 3, 33, H, W)
-    uint8)]."""
+    `times` and finished by the DiT at the release's defaults: [(latents (8, z, 9, h, w)
+    float16, frames (8, 3, 33, H, W) uint8)]."""
     d = pipe.defaults
     stream = batches(DataConfig(frames=(33,), frame_weights=(1.0,), seed=seed), batch_size=8)
     rng = np.random.default_rng(seed)
     pool = []
-    for _ in track(range(-(-count // 8)), description="DiT-finished latents"):
+    for k in track(range(-(-count // 8)), description="DiT-finished latents"):
         batch = next(stream)
-        n = len(batch.captions)
         clean = pipe.vae.normalize(pipe.vae.encode(batch.video)[0])  # (n, z, 9, h, w)
+        n = len(clean)
         text, mask = pipe._encode_text([pipe._read(c).whole for c in batch.captions] + [""] * n)
-        cond = torch.zeros(n, clean.shape[2], dtype=torch.bool)
-        sampler = d.make_sampler()
-        sampler.set_timesteps(d.steps, shift=d.shift)
-        start = sampler.start_from(float(rng.uniform(*times)))
-        t0 = float(sampler.timesteps[start])
-        x = t0 * clean + (1 - t0) * torch.randn_like(clean)  # the straight path at t0
-        for i in range(start, len(sampler.timesteps)):
-            t = sampler.timesteps[i]
-            if d.guidance != 1.0 and d.guidance_interval[0] <= float(t) < d.guidance_interval[1]:
-                v_cond, v_uncond = pipe.dit(
-                    torch.cat([x, x]), t.expand(2 * n), text, mask, torch.cat([cond, cond])
-                ).chunk(2)
-                v = classifier_free_guidance(v_cond, v_uncond, d.guidance)
-            else:
-                v = pipe.dit(x, t.expand(n), text[:n], mask[:n], cond)
-            x = sampler.step(v, i, x, noise=torch.randn_like(x) if sampler.eta else None)
+        generators = [torch.Generator().manual_seed(seed * 100_000 + 8 * k + b) for b in range(n)]
+        width, height = parse_size(batch.size)
+        start = (clean, float(rng.uniform(*times)))
+        latents = pipe._sample(
+            text, mask, generators, width, height, d.steps, d.guidance, None, lambda _: None, start
+        )
         frames = ((batch.video + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-        pool.append((x.half(), frames))
+        pool.append((latents.half(), frames))
     return pool
 
 
 def object_windows(
     z: torch.Tensor, video: torch.Tensor, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Matching windows of latents (B, z, F, 8, 8) and frames (B, 3, T, 32, 32), each centred
-    near a random object pixel of the first frame, as `random_crop` centres the round trip's."""
-    h, w = z.shape[-2:]
-    mask = foreground(video[:, :, :1])[:, 0, 0]  # (B, H, W)
-    zs, vs = [], []
-    for b in range(z.shape[0]):
-        points = mask[b].nonzero()
-        cy = cx = 0
-        if len(points):
-            y, x = points[int(torch.randint(len(points), (1,), generator=generator))].tolist()
-            jitter = torch.randint(-2, 3, (2,), generator=generator).tolist()
-            cy, cx = y // 4 - CROP_CELLS // 2 + jitter[0], x // 4 - CROP_CELLS // 2 + jitter[1]
-        cy, cx = min(max(cy, 0), h - CROP_CELLS), min(max(cx, 0), w - CROP_CELLS)
-        zs.append(z[b, :, :, cy : cy + CROP_CELLS, cx : cx + CROP_CELLS])
-        vs.append(video[b, :, :, 4 * cy : 4 * (cy + CROP_CELLS), 4 * cx : 4 * (cx + CROP_CELLS)])
+    """Matching windows of latents (B, z, F, 8, 8) and frames (B, 3, T, 32, 32), placed as
+    `random_crop` places the round trip's, on the latent cells' grid."""
+    cell = 4  # pixels a latent cell spans
+    corners = crop_corners(video, CROP, generator, cell)
+    zs = [
+        latent[..., top // cell : (top + CROP) // cell, left // cell : (left + CROP) // cell]
+        for latent, (top, left) in zip(z, corners, strict=True)
+    ]
+    vs = [
+        clip[..., top : top + CROP, left : left + CROP]
+        for clip, (top, left) in zip(video, corners, strict=True)
+    ]
     return torch.stack(zs), torch.stack(vs)
 
 
@@ -140,14 +128,11 @@ def main() -> None:
                 z, video = object_windows(
                     vae.denormalize(latents.float()), frames.float() / 127.5 - 1, generator
                 )
-                recon = vae.decode(z).float()  # (B, 3, 33, 32, 32)
-                weight = 1.0 + cfg.foreground_weight * foreground(video).float()
-                weight = weight / weight.mean()
-                error = recon - video
-                loss = (error.abs() * weight).mean() + (error.square() * weight).mean()
+                l1, mse = reconstruction_loss(vae.decode(z).float(), video, cfg)
+                loss = cfg.l1_weight * l1 + cfg.mse_weight * mse
                 kind = "dit"
             else:
-                video = random_crop(next(stream).video, cfg.crop, generator)
+                video = random_crop(next(stream).video, CROP, generator)
                 loss, _ = vae_loss(vae, video, cfg)
                 kind = "encoder"
         optimizer.zero_grad(set_to_none=True)

@@ -95,6 +95,23 @@ def test_given_latents_survive_sampling(
     torch.testing.assert_close(seen["z"][:, :, :1], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_a_run_started_part_way_ends_near_the_latents_it_started_from(
+    pipe: TextToVideoPipeline,
+) -> None:
+    """Started near the data (SDEdit's use), sampling moves the given latents only a little;
+    from noise it lands elsewhere."""
+    text, mask = pipe._encode_text(["a red circle moving right", ""])
+
+    def sample(start: tuple[torch.Tensor, float] | None) -> torch.Tensor:
+        generators = [torch.Generator().manual_seed(0)]
+        return pipe._sample(text, mask, generators, 64, 64, 8, 3.0, None, lambda _: None, start)
+
+    from_noise = sample(None)  # (1, z, F, h, w)
+    given = torch.randn(from_noise.shape, generator=torch.Generator().manual_seed(1))
+    near = (sample((given, 0.75)) - given).abs().mean()
+    assert near < (from_noise - given).abs().mean() / 4
+
+
 def test_save_and_load_round_trip(pipe: TextToVideoPipeline, tmp_path: Path) -> None:
     path = pipe.save_pretrained(tmp_path / "tiny.safetensors", meta={"note": "test"})
     loaded = TextToVideoPipeline.from_pretrained(path)

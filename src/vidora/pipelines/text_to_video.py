@@ -593,10 +593,12 @@ class TextToVideoPipeline:
         guidance: float,
         first: np.ndarray | None,
         progress: Progress,
+        start: tuple[torch.Tensor, float] | None = None,
     ) -> torch.Tensor:
         """The denoised latents (n, z, F, h, w) of one chunk per prompt, its first frames given
         when `first` (n, k, H, W, 3) is; `text` holds the n prompts' states, then their
-        negatives'."""
+        negatives'. With `start` (normalised latents (n, z, F, h, w), a time) the run begins
+        part-way: the latents put on the path at the first step from that time on (SDEdit)."""
         n = len(generators)
         f = latent_frames(CLIP_FRAMES)
         down = self.vae.spatial_factor
@@ -623,9 +625,15 @@ class TextToVideoPipeline:
         # c. Denoise: model -> guidance -> sampler.step -> put the given frames back.
         sampler = self.defaults.make_sampler()
         sampler.set_timesteps(steps, shift=self.defaults.shift)
-        start, end = self.defaults.guidance_interval
-        for i, t in enumerate(sampler.timesteps):
-            if guidance != 1.0 and start <= float(t) < end:
+        begin = 0
+        if start is not None:
+            begin = sampler.start_from(start[1])
+            t0 = float(sampler.timesteps[begin])
+            x = torch.where(keep, clean, t0 * start[0].to(x) + (1 - t0) * x)
+        low, high = self.defaults.guidance_interval
+        for i in range(begin, len(sampler.timesteps)):
+            t = sampler.timesteps[i]
+            if guidance != 1.0 and low <= float(t) < high:
                 v_cond, v_uncond = self.dit(
                     torch.cat([x, x]),
                     t.expand(2 * n).to(self.device),

@@ -50,9 +50,23 @@ def random_crop(video: torch.Tensor, side: int, generator: torch.Generator) -> t
     """
     if side <= 0:
         return video
+    corners = crop_corners(video, side, generator)
+    return torch.stack(
+        [
+            clip[..., top : top + side, left : left + side]
+            for clip, (top, left) in zip(video, corners, strict=True)
+        ]
+    )
+
+
+def crop_corners(
+    video: torch.Tensor, side: int, generator: torch.Generator, cell: int = 1
+) -> list[tuple[int, int]]:
+    """`random_crop`'s window corners (top, left) per clip of (B, 3, T, H, W), on a grid of
+    `cell` pixels (a latent cell's side, to cut latents and frames alike)."""
     h, w = video.shape[-2:]
-    crops = []
-    for clip, mask in zip(video, foreground(video[:, :, :1])[:, 0, 0], strict=True):  # mask: (H, W)
+    corners = []
+    for mask in foreground(video[:, :, :1])[:, 0, 0]:  # (H, W)
         points = mask.nonzero()
         if len(points):
             y, x = points[int(torch.randint(len(points), (1,), generator=generator))].tolist()
@@ -62,8 +76,19 @@ def random_crop(video: torch.Tensor, side: int, generator: torch.Generator) -> t
             top = int(torch.randint(0, h - side + 1, (1,), generator=generator))
             left = int(torch.randint(0, w - side + 1, (1,), generator=generator))
         top, left = min(max(top, 0), h - side), min(max(left, 0), w - side)
-        crops.append(clip[..., top : top + side, left : left + side])
-    return torch.stack(crops)
+        corners.append((top // cell * cell, left // cell * cell))
+    return corners
+
+
+def reconstruction_loss(
+    recon: torch.Tensor, video: torch.Tensor, cfg: VAETrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Foreground-weighted L1 and MSE of a decoded (B, 3, T, H, W) against the clip."""
+    weight = 1.0 + cfg.foreground_weight * foreground(video).float()  # (B, 1, T, H, W)
+    weight = weight / weight.mean()
+    l1 = ((recon - video).abs() * weight).mean()
+    mse = ((recon - video).square() * weight).mean()
+    return l1, mse
 
 
 def vae_loss(
@@ -82,10 +107,7 @@ def vae_loss(
     else:
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
     recon = module.decode(z).float()  # (B, 3, T, H, W)
-    weight = 1.0 + cfg.foreground_weight * foreground(video).float()  # (B, 1, T, H, W)
-    weight = weight / weight.mean()
-    l1 = ((recon - video).abs() * weight).mean()
-    mse = ((recon - video).square() * weight).mean()
+    l1, mse = reconstruction_loss(recon, video, cfg)
     kl = 0.5 * (mean.float().square() + logvar.float().exp() - 1 - logvar.float()).mean()
     loss = cfg.l1_weight * l1 + cfg.mse_weight * mse + cfg.kl_weight * kl
     stats = {"l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
