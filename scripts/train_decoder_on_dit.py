@@ -12,9 +12,10 @@ generates with the new decoder as it is.
     python scripts/train_decoder_on_dit.py --start RELEASE -o OUT.safetensors
     vidora eval --checkpoint OUT.safetensors --split eval-seen -n 200 --seeds 0 --conditioning 0
 
-(The fifty-second session's run, MODEL.md "Tried, not released": START was v20 after
-`vidora train vae --config configs/shapes-vae.yaml train_part=decoder lr=0.0003 warmup=50
-steps=2400 data.seed=52 init_from=src/vidora/weights/vidora-shapes-v20.safetensors`.)
+v21's decoder was made so (MODEL.md, "v21: a decoder for the DiT's latents"): START was v20
+(in git history) after `vidora train vae --config configs/shapes-vae.yaml train_part=decoder
+lr=0.0003 warmup=50 steps=2400 data.seed=52 init_from=V20`, then this script's first form
+(the same recipe and defaults; its random draws differed, so a rerun writes other weights).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from vidora.models.vae import VideoVAE
 from vidora.pipelines import TextToVideoPipeline
 from vidora.train import dit as dit_stage
 from vidora.train import vae as vae_stage
+from vidora.train.checkpoint import load_checkpoint
 from vidora.train.config import DiTTrainConfig, VAETrainConfig, load_config
 
 FAST_DATA = ["data.frames=[1, 5]", "data.frame_weights=[0.5, 0.5]"]
@@ -374,6 +375,28 @@ def test_an_anchored_run_from_a_release_writes_the_release_with_its_new_vae(
     assert model.defaults == start.defaults
     video = model(["a red circle"], size="64x64", seed=0).videos[0]  # it generates as it is
     assert video.shape[1:] == (64, 64, 3)
+
+
+def test_a_release_with_a_new_vae_keeps_the_releases_header_and_precision(
+    tmp_path: Path,
+) -> None:
+    start = TextToVideoPipeline.tiny_random()
+    note = {"release_note": "the start", "reader": {"captions": 3}}
+    path = start.save_pretrained(tmp_path / "release.safetensors", meta=note, half=True)
+    tuned = VideoVAE(start.vae.cfg)
+    with torch.no_grad():
+        for weight in tuned.decoder.parameters():
+            weight.add_(0.5)
+
+    out = vae_stage.release_with_vae(path, tuned, tmp_path / "new.safetensors", {"steps": 3})
+    tensors, _, meta = load_checkpoint(out)
+    assert meta["release_note"] == "the start" and meta["reader"] == {"captions": 3}
+    assert meta["vae_train"] == {"steps": 3} and meta["started_from"] == str(path)
+    for name, weight in tuned.state_dict().items():  # the new VAE, as the release stores one
+        assert torch.equal(tensors[f"vae.{name}"], weight.half()), name
+    model = TextToVideoPipeline.from_pretrained(out)
+    for name, weight in start.dit.state_dict().items():  # beside the release's own DiT
+        assert torch.equal(model.dit.state_dict()[name], weight.half().float()), name
 
 
 def test_a_free_run_from_a_release_writes_no_model(tmp_path: Path) -> None:

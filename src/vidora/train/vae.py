@@ -258,17 +258,16 @@ def release_with_vae(release: str | Path, vae: VideoVAE, out: Path, vae_train: d
 
     Made by runs that keep the start's latents (`train_part=decoder`, `anchor_weight`): the
     release's DiT was trained on those latents, so the pair generates as it is and `vidora eval`
-    can score the new VAE's effect at once, without a DiT run.
+    can score the new VAE's effect at once, without a DiT run. The release's header (its
+    reader's fit, its note) is kept, so the file can ship as a release.
     """
     tensors, config, meta = load_checkpoint(release)  # the DiT's tensors are copied as they are
+    old_vae = [v for k, v in tensors.items() if k.startswith("vae.") and v.is_floating_point()]
+    dtype = old_vae[0].dtype  # stored as the release stores its VAE (float16 for a shipped one)
     tensors = {k: v for k, v in tensors.items() if not k.startswith("vae.")}
-    tensors.update({f"vae.{k}": v for k, v in vae.state_dict().items()})
-    meta = {
-        "step": meta.get("step"),
-        "train": meta.get("train"),
-        "vae_train": vae_train,
-        "started_from": str(release),
-    }
+    for name, weight in vae.state_dict().items():
+        tensors[f"vae.{name}"] = weight.to(dtype) if weight.is_floating_point() else weight
+    meta = {**meta, "vae_train": vae_train, "started_from": str(release)}  # its reader's too
     return save_checkpoint(out, tensors, {**config, "vae": vae.cfg.to_dict()}, meta)
 
 
