@@ -16,6 +16,8 @@ v21's decoder was made so (MODEL.md, "v21: a decoder for the DiT's latents"): ST
 (in git history) after `vidora train vae --config configs/shapes-vae.yaml train_part=decoder
 lr=0.0003 warmup=50 steps=2400 data.seed=52 init_from=V20`, then this script's first form
 (the same recipe and defaults; its random draws differed, so a rerun writes other weights).
+v22's is v21's after this script as it is, `--start <v21> --pool-seed 62` (MODEL.md, "v22: the
+decoder tuned a second leg").
 """
 
 from __future__ import annotations

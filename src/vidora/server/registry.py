@@ -2,15 +2,15 @@
 
 Configured by a small YAML file (``VIDORA_MODELS`` / ``--models``)::
 
-    default: vidora-shapes-v21
+    default: vidora-shapes-v22
     models:
-      - id: vidora-shapes-v21
+      - id: vidora-shapes-v22
         engine: vidora.server.engine:builtin_engine   # "module:callable", called with options
         options: {}
         sizes: ["64x64", "96x64", "64x96"]
         seconds: [4, 8, 12]
     aliases:
-      sora-2: vidora-shapes-v21
+      sora-2: vidora-shapes-v22
 
 Without a file the server offers the built-in model, with `sora-2` and `sora-2-pro` mapped
 to it so that applications written for the hosted API run unchanged.

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-BUILTIN_MODEL = "vidora-shapes-v21"
+BUILTIN_MODEL = "vidora-shapes-v22"
 """The model that ships with the package: its API id and its release file's name."""
 
 BUILTIN_WEIGHTS = Path(__file__).resolve().parent / f"{BUILTIN_MODEL}.safetensors"
